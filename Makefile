@@ -1,0 +1,52 @@
+# todae — top-level commands. See README.md.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build demo test test-fast test-asan fuzz-smoke interop bench format clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+# The main job on the bundled data: train a Korean-first tokenizer and show what it does.
+demo: deps build
+	@bash scripts/demo.sh $(BUILD)/todae
+
+# Everything CI runs: unit + interop tests, then the suite again under ASan+UBSan, then the fuzzers briefly.
+test: deps test-fast test-asan fuzz-smoke
+
+test-fast: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan:
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTODAE_SANITIZE=ON \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-O1 > /dev/null
+	@cmake --build build-asan -j $(JOBS)
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) -LE slow
+
+fuzz-smoke:
+	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTODAE_FUZZ=ON -DTODAE_TESTS=OFF \
+	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-O1 > /dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+	@bash tests/fuzz/run.sh build-fuzz 30
+
+interop: build
+	@cd $(BUILD) && ctest --output-on-failure -L interop
+
+bench: deps build
+	@bash scripts/install-deps.sh --bench
+	@bash bench/tokenizer_bench.sh $(BUILD)/todae
+
+format:
+	@clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,78 @@
+// todae base: errors, files, progress, threads. Everything above depends on this module only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace todae {
+
+// Every user-facing failure is a todae::Error with a one-line, human-readable message that names
+// the file or field at fault. The CLI prints it and exits non-zero; nothing aborts.
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+template <typename... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+template <typename... Args>
+[[noreturn]] void fail(const Args&... args) {
+  throw Error(cat(args...));
+}
+
+// ---- files ------------------------------------------------------------------------------------
+std::string read_file(const std::string& path);
+// Writes to a temporary file beside `path`, fsyncs it and renames it over `path`, so a crash
+// leaves either the old file or the new one, never a half-written one.
+void write_file_atomic(const std::string& path, std::string_view data);
+bool is_directory(const std::string& path);
+bool file_exists(const std::string& path);
+uint64_t file_size(const std::string& path);
+void make_directories(const std::string& path);
+// Expands directories (recursively, sorted) into regular files; plain files are kept as given.
+std::vector<std::string> list_input_files(const std::vector<std::string>& paths);
+
+// Read-only memory map of a whole file (empty files give size 0 and data nullptr).
+struct MappedFile {
+  const char* data = nullptr;
+  size_t size = 0;
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view view() const { return {data, size}; }
+};
+
+// ---- progress ---------------------------------------------------------------------------------
+// One live line on stderr: label, percent, bytes done, MB/s and ETA. Silent when stderr is not a
+// terminal unless forced, so logs and CI output stay clean.
+struct Progress {
+  Progress(std::string label, uint64_t total, std::string unit = "B");
+  ~Progress();
+  void add(uint64_t n);  // thread-safe
+  void set(uint64_t done);
+  void finish();
+  std::string label;
+  uint64_t total;
+  std::string unit;
+  struct State;
+  State* state;
+};
+void set_progress_enabled(bool enabled);
+
+// ---- threads ----------------------------------------------------------------------------------
+int default_threads();  // TODAE_THREADS, else the hardware concurrency
+// Runs fn(i) for i in [0, n) on up to `threads` threads; exceptions are rethrown on the caller.
+void parallel_for(size_t n, int threads, const std::function<void(size_t)>& fn);
+
+}  // namespace todae
