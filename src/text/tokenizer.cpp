@@ -338,7 +338,7 @@ struct PieceCache {
   std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>> map;
 };
 
-void encode_piece_cached(const TokenizerImpl& t, const std::string& piece, std::vector<int32_t>* out) {
+void encode_piece_cached(const TokenizerImpl& t, std::string_view piece, std::vector<int32_t>* out) {
   thread_local PieceCache cache;
   if (cache.owner != &t) {
     cache.map.clear();
@@ -353,19 +353,72 @@ void encode_piece_cached(const TokenizerImpl& t, const std::string& piece, std::
   size_t before = out->size();
   bpe_encode_piece(t.model, piece, out);
   if (cache.map.size() > 200000) cache.map.clear();
-  cache.map.emplace(piece, std::vector<int32_t>(out->begin() + long(before), out->end()));
+  cache.map.emplace(std::string(piece), std::vector<int32_t>(out->begin() + long(before), out->end()));
+}
+
+// The common shape — one splitting pre-tokenizer, then ByteLevel without its own regex — runs on
+// spans of the text without copying pieces.
+bool simple_split(const TokenizerImpl& t) {
+  if (!t.model.byte_level || t.pretokenizers.empty() || t.pretokenizers.size() > 2) return false;
+  const auto& first = t.pretokenizers[0];
+  bool splitter = first.type == PretokenizerStep::kKorean ||
+                  (first.type == PretokenizerStep::kSplit &&
+                   (first.behavior == SplitBehavior::kIsolated || first.behavior == SplitBehavior::kRemoved));
+  if (!splitter) return false;
+  if (t.pretokenizers.size() == 2) {
+    const auto& bl = t.pretokenizers[1];
+    if (bl.type != PretokenizerStep::kByteLevel || bl.add_prefix_space || bl.use_regex) return false;
+  }
+  return true;
+}
+
+// A line start after '\n' that begins with a non-space ASCII character (not a quote) is a piece
+// boundary for our pre-tokenizer and every GPT-4-style regex: no piece runs from a newline into text.
+size_t next_cut(std::string_view text, size_t from) {
+  for (size_t pos = from; pos < text.size();) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos || nl + 1 >= text.size()) return text.size();
+    unsigned char c = static_cast<unsigned char>(text[nl + 1]);
+    if (c < 0x80 && c > ' ' && c != '\'') return nl + 1;
+    pos = nl + 1;
+  }
+  return text.size();
+}
+
+void encode_pieces(const TokenizerImpl& t, std::string_view text, bool first, std::vector<int32_t>* ids) {
+  if (!simple_split(t)) {
+    for (const std::string& piece : pretokenize_text(t, std::string(text), first)) encode_piece_cached(t, piece, ids);
+    return;
+  }
+  const auto& st = t.pretokenizers[0];
+  thread_local std::vector<Span> spans;
+  // Blocks of ~64 KB keep the working set in cache and memory bounded on huge inputs.
+  for (size_t b = 0; b < text.size();) {
+    size_t e = text.size() - b > (96 << 10) ? next_cut(text, b + (64 << 10)) : text.size();
+    std::string_view block = text.substr(b, e - b);
+    if (st.type == PretokenizerStep::kKorean) {
+      pretokenize_korean(block, st.max_words, &spans);
+      for (const Span& s : spans) encode_piece_cached(t, block.substr(s.begin, s.end - s.begin), ids);
+    } else {
+      Pieces pieces;
+      split_step(st, &st.regex, std::string(block), &pieces);
+      for (const std::string& piece : pieces) encode_piece_cached(t, piece, ids);
+    }
+    b = e;
+  }
 }
 
 void encode_text(const TokenizerImpl& t, std::string_view text, bool first, std::vector<int32_t>* ids) {
-  std::string norm = normalize(t, text);
+  std::string norm = t.normalizers.empty() ? std::string() : normalize(t, text);
+  std::string_view view = t.normalizers.empty() ? text : std::string_view(norm);
   std::vector<Segment> segs;
-  split_added(t, t.normalized_trie, norm, &segs);
+  split_added(t, t.normalized_trie, view, &segs);
   for (const Segment& s : segs) {
     if (s.added >= 0) {
       ids->push_back(t.added[size_t(s.added)].id);
       continue;
     }
-    for (const std::string& piece : pretokenize_text(t, std::string(s.text), first)) encode_piece_cached(t, piece, ids);
+    encode_pieces(t, s.text, first, ids);
     first = false;
   }
 }
@@ -530,27 +583,11 @@ std::vector<int32_t> encode_parallel(const Tokenizer& tok, std::string_view text
                                      int threads) {
   const TokenizerImpl& t = *tok.impl;
   if (threads <= 0) threads = default_threads();
-  bool splittable = t.model.byte_level && !t.pretokenizers.empty() &&
-                    (t.pretokenizers[0].type == PretokenizerStep::kKorean ||
-                     t.pretokenizers[0].type == PretokenizerStep::kSplit);
-  for (const auto& n : t.normalizers)
-    if (n.type == NormalizerStep::kPrepend || n.type == NormalizerStep::kStrip) splittable = false;
+  bool splittable = simple_split(t);
   if (threads == 1 || !splittable || text.size() < (1 << 20)) return encode(tok, text, opt);
-  // A line start that follows '\n' and begins with a non-space ASCII character is a piece boundary
-  // for every pre-tokenizer of the GPT-4 family and ours: no piece runs from a newline into text.
   std::vector<size_t> cuts{0};
   const size_t target = std::max<size_t>(1 << 18, text.size() / size_t(threads * 8));
-  for (size_t pos = target; pos < text.size();) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos || nl + 1 >= text.size()) break;
-    unsigned char c = static_cast<unsigned char>(text[nl + 1]);
-    if (c < 0x80 && c > ' ' && c != '\'') {
-      cuts.push_back(nl + 1);
-      pos = nl + 1 + target;
-    } else {
-      pos = nl + 1;
-    }
-  }
+  for (size_t c; (c = next_cut(text, cuts.back() + target)) < text.size();) cuts.push_back(c);
   cuts.push_back(text.size());
   std::vector<std::vector<int32_t>> parts(cuts.size() - 1);
   EncodeOptions inner = opt;
