@@ -32,7 +32,7 @@ struct TrainArgs {
 
 struct EncodeArgs {
   std::string tokenizer, file, invalid = "keep";
-  bool ids = false, tokens = false, count = false, add_special = false, no_split_special = false;
+  bool ids = false, tokens = false, count = false, add_special = false, no_split_special = false, nfc = false;
   int threads = 1;
 };
 
@@ -71,6 +71,7 @@ void run_encode(EncodeArgs& a) {
   Tokenizer tok = load_tokenizer(a.tokenizer);
   std::string text = read_input(a.file);
   if (a.invalid == "replace") text = replace_invalid_utf8(text);
+  if (a.nfc) text = nfc_normalize(text);
   EncodeOptions opt;
   opt.add_special_tokens = a.add_special;
   opt.split_special = !a.no_split_special;
@@ -119,12 +120,24 @@ void run_show(ShowArgs& a) {
     std::vector<int32_t> ids = encode(tok, line);
     std::string out;
     const char* colors[] = {"\x1b[48;5;153m", "\x1b[48;5;222m", "\x1b[48;5;157m", "\x1b[48;5;218m"};
+    // Tokens that hold part of a character (byte-level BPE) are shown together with the tokens
+    // that complete it, marked with how many tokens the character took: 민(2).
+    std::string pending;
+    int parts = 0, shown = 0;
     for (size_t i = 0; i < ids.size(); ++i) {
-      std::string piece = tok.token_bytes(ids[i]);
+      pending += tok.token_bytes(ids[i]);
+      ++parts;
+      bool complete = count_chars(pending) == count_chars(replace_invalid_utf8(pending)) &&
+                      replace_invalid_utf8(pending) == pending;
+      if (!complete && i + 1 < ids.size() && parts < 4) continue;
+      std::string cell = parts > 1 ? cat(pending, "(", parts, ")") : pending;
       if (color)
-        out += cat(colors[i % 4], "\x1b[30m", piece, "\x1b[0m");
+        out += cat(colors[shown % 4], "\x1b[30m", cell, "\x1b[0m");
       else
-        out += cat(i ? "|" : "", piece);
+        out += cat(shown ? "|" : "", cell);
+      ++shown;
+      pending.clear();
+      parts = 0;
     }
     size_t chars = count_chars(line);
     out += cat("\n  tokens=", ids.size(), " chars=", chars, " bytes=", line.size());
@@ -173,6 +186,7 @@ void add_tokenizer_commands(CLI::App& app) {
   e->add_option("--invalid-utf8", enc.invalid,
                 "keep: encode invalid bytes losslessly; replace: U+FFFD as JavaScript's TextDecoder does")
       ->capture_default_str();
+  e->add_flag("--nfc", enc.nfc, "NFC-normalise the input first (todae tokenizers are trained on NFC text)");
   e->add_option("--threads", enc.threads, "Threads for long inputs")->capture_default_str();
   e->add_option("FILE", enc.file, "Input file (default: standard input)");
   e->callback([] { run_encode(enc); });

@@ -378,7 +378,9 @@ Tokenizer train_bpe(const TrainOptions& opt, TrainStats* stats) {
   m.token_to_id.clear();
   for (size_t id = 0; id < m.tokens.size(); ++id)
     if (size_t(id) < m.tokens.size() - specials.size()) m.token_to_id.emplace(m.tokens[id], int32_t(id));
-  impl->normalizers.push_back(NormalizerStep{NormalizerStep::kNFC, "", "", false, false});
+  // The corpus was NFC-normalised for counting, so the vocabulary holds composed Hangul; encoding
+  // itself carries no normalizer, so decode(encode(x)) == x for any bytes (as tiktoken and Llama-3).
+  // Text from other sources goes through `todae data clean` (or `encode --nfc`) first.
   PretokenizerStep ko;
   ko.type = PretokenizerStep::kKorean;
   ko.max_words = max_words;

@@ -50,7 +50,8 @@ std::vector<int32_t> encode_parallel(const Tokenizer& tok, std::string_view text
                                      int threads = 0);
 // Replaces invalid UTF-8 with U+FFFD exactly as JavaScript's TextDecoder does.
 std::string replace_invalid_utf8(std::string_view text);
-size_t count_chars(std::string_view text);  // code points; each invalid byte counts as one
+size_t count_chars(std::string_view text);
+std::string nfc_normalize(std::string_view text);  // invalid bytes pass through  // code points; each invalid byte counts as one
 
 // Throws Error on an id outside the vocabulary.
 std::string decode(const Tokenizer& tok, std::span<const int32_t> ids, bool skip_special = false);

@@ -264,7 +264,9 @@ void load_model(const Ctx& c, const json& m, TokenizerImpl& t, bool byte_level) 
       c.bad("model.vocab", cat("token '", tok, "' has an invalid id ", v.dump()));
     max_id = std::max(max_id, v.get<int64_t>());
   }
-  if (max_id > 50'000'000) c.bad("model.vocab", cat("id ", max_id, " is implausibly large"));
+  // Ids may leave holes (for added tokens) but not absurd ones: they size the tables.
+  if (max_id >= int64_t(vocab.size()) + 1'000'000)
+    c.bad("model.vocab", cat("id ", max_id, " is far beyond the ", vocab.size(), " tokens of the vocabulary"));
   bm.tokens.assign(size_t(max_id + 1), std::string());
   std::vector<uint8_t> seen(size_t(max_id + 1), 0);
   bm.token_to_id.reserve(vocab.size() * 2);
@@ -324,7 +326,8 @@ void load_added(const Ctx& c, const json& j, TokenizerImpl& t) {
     const json& a = j[i];
     AddedToken tok;
     const json& id = c.need(a, f, "id");
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > 50'000'000)
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() >= int64_t(t.model.tokens.size() + j.size()) + 1'000'000)
       c.bad(f + ".id", cat("invalid id ", id.dump()));
     tok.id = id.get<int32_t>();
     tok.content = c.str(c.need(a, f, "content"), f + ".content");
@@ -421,6 +424,7 @@ Tokenizer load_tiktoken(const std::string& path) {
     if (rs.empty() || rs.size() > 9 || rs.find_first_not_of("0123456789") != std::string_view::npos)
       fail(path, ":", line_no, ": invalid rank '", rs, "'");
     size_t rank = std::stoul(std::string(rs));
+    if (rank > 10'000'000 || rank > text.size()) fail(path, ":", line_no, ": rank ", rank, " is implausibly large");
     if (rank >= m.tokens.size()) m.tokens.resize(rank + 1);
     if (!m.tokens[rank].empty()) fail(path, ":", line_no, ": rank ", rank, " appears twice");
     if (!m.token_to_id.emplace(bytes, int32_t(rank)).second) fail(path, ":", line_no, ": token appears twice");

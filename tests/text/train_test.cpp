@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "base/base.h"
 #include "test_util.h"
 #include "text/text.h"
@@ -51,8 +53,15 @@ TEST(Train, RoundTripsAnyBytes) {
   std::string all;
   for (int i = 0; i < 256; ++i) all.push_back(char(i));
   for (const std::string& s : {all, std::string("\0\0a\0", 4), std::string("\xFF\xFE 한\x80글 \xED\xA0\x80"),
-                               std::string("<|user|") /* not quite a special token */}) {
+                               std::string("<|user|") /* not quite a special token */,
+                               std::string("\xCD\xBE e\xCC\x81 \xE1\x84\x92\xE1\x85\xA1") /* not NFC */}) {
     EXPECT_EQ(decode(tok, encode(tok, s)), s);
+  }
+  std::mt19937 rng(7);
+  for (int i = 0; i < 200; ++i) {
+    std::string s(rng() % 300, '\0');
+    for (auto& c : s) c = char(rng());
+    ASSERT_EQ(decode(tok, encode(tok, s)), s);
   }
 }
 
