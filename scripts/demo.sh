@@ -6,7 +6,7 @@ out=${TODAE_DEMO_DIR:-out/demo}
 mkdir -p "$out"
 
 echo "== 1. Train a 16k byte-level BPE tokenizer on data/ (Korean + English) =="
-"$todae" tokenizer train --input data/ko data/en --vocab-size 16000 --output "$out/tokenizer"
+"$todae" tokenizer train --input data/ko/*.txt data/en/*.txt --vocab-size 16000 --output "$out/tokenizer"
 
 echo
 echo "== 2. Korean text split into tokens =="

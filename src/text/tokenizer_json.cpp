@@ -238,7 +238,8 @@ void load_post_processor(const Ctx& c, const json& j, const std::string& field, 
 
 bool mentions_bytelevel(const json& j) {
   if (j.is_object()) {
-    if (j.value("type", "") == "ByteLevel") return true;
+    auto t = j.find("type");
+    if (t != j.end() && t->is_string() && t->get_ref<const std::string&>() == "ByteLevel") return true;
     for (auto& [k, v] : j.items())
       if (mentions_bytelevel(v)) return true;
   } else if (j.is_array()) {
@@ -343,7 +344,21 @@ void load_added(const Ctx& c, const json& j, TokenizerImpl& t) {
 
 }  // namespace
 
+static Tokenizer load_tokenizer_json_unchecked(std::string_view text, const std::string& name);
+
 Tokenizer load_tokenizer_json(std::string_view text, const std::string& name) {
+  // Fields are checked one by one with messages naming them; this is the net for any type
+  // mismatch the checks did not foresee, so a wrong file never ends the program.
+  try {
+    return load_tokenizer_json_unchecked(text, name);
+  } catch (const json::exception& e) {
+    std::string msg = e.what();
+    if (auto p = msg.find("] "); p != std::string::npos) msg = msg.substr(p + 2);
+    fail(name, ": unexpected JSON structure: ", msg);
+  }
+}
+
+static Tokenizer load_tokenizer_json_unchecked(std::string_view text, const std::string& name) {
   json j = parse_json(text, name);
   Ctx c{name};
   if (!j.is_object()) fail(name, ": expected a JSON object at the top level");
@@ -496,7 +511,7 @@ Tokenizer load_tokenizer(const std::string& path) {
     config = (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/tokenizer_config.json";
   }
   Tokenizer tok = load_tokenizer_json(read_file(file), file);
-  if (!config.empty() && file_exists(config)) {
+  if (!config.empty() && file_exists(config)) try {
     json cj = parse_json(read_file(config), config);
     auto t = std::const_pointer_cast<TokenizerImpl>(tok.impl);
     if (cj.is_object()) {
@@ -506,13 +521,17 @@ Tokenizer load_tokenizer(const std::string& path) {
           t->chat_template = ct.get<std::string>();
         } else if (ct.is_array()) {
           for (const auto& e : ct)
-            if (e.is_object() && e.value("name", "") == "default") t->chat_template = e.value("template", "");
+            if (e.is_object() && e.contains("name") && e["name"] == "default" && e.contains("template") &&
+                e["template"].is_string())
+              t->chat_template = e["template"].get<std::string>();
         }
       }
       if (cj.contains("bos_token")) t->bos_token = token_string(cj["bos_token"]);
       if (cj.contains("eos_token")) t->eos_token = token_string(cj["eos_token"]);
       if (cj.contains("pad_token")) t->pad_token = token_string(cj["pad_token"]);
     }
+  } catch (const json::exception& e) {
+    fail(config, ": unexpected JSON structure: ", e.what());
   }
   return tok;
 }
@@ -646,18 +665,33 @@ std::string tokenizer_to_json(const Tokenizer& tok) {
   model["fuse_unk"] = m.fuse_unk;
   model["byte_fallback"] = m.byte_fallback;
   model["ignore_merges"] = m.ignore_merges;
-  ojson vocab = ojson::object();
-  auto display = [&](int32_t id) {
-    return m.byte_level ? unicode::bytes_to_bytelevel(m.tokens[size_t(id)]) : m.tokens[size_t(id)];
+  // The vocabulary and merges are written by hand: ordered_json's linear-time key lookup would make
+  // a 64k vocabulary quadratic, and one merge per line keeps the file readable.
+  auto display = [&](size_t id) {
+    if (t.added_index_of_id[id] >= 0) return t.added[size_t(t.added_index_of_id[id])].content;
+    return m.byte_level ? unicode::bytes_to_bytelevel(m.tokens[id]) : m.tokens[id];
   };
-  for (size_t id = 0; id < m.tokens.size(); ++id)
-    if (!m.tokens[id].empty() || t.added_index_of_id[id] >= 0) vocab[t.added_index_of_id[id] >= 0 ? t.added[size_t(t.added_index_of_id[id])].content : display(int32_t(id))] = id;
-  model["vocab"] = vocab;
-  ojson merges = ojson::array();
-  for (auto [a, b] : m.merge_list) merges.push_back(ojson::array({display(a), display(b)}));
-  model["merges"] = merges;
+  auto quote = [](const std::string& x) { return ojson(x).dump(-1, ' ', false, ojson::error_handler_t::replace); };
+  std::string vocab = "{";
+  bool first = true;
+  for (size_t id = 0; id < m.tokens.size(); ++id) {
+    if (m.tokens[id].empty() && t.added_index_of_id[id] < 0) continue;
+    vocab += cat(first ? "\n" : ",\n", "      ", quote(display(id)), ": ", id);
+    first = false;
+  }
+  vocab += "\n    }";
+  std::string merges = "[";
+  for (size_t r = 0; r < m.merge_list.size(); ++r)
+    merges += cat(r ? ",\n" : "\n", "      [", quote(display(size_t(m.merge_list[r].first))), ", ",
+                  quote(display(size_t(m.merge_list[r].second))), "]");
+  merges += "\n    ]";
+  model["vocab"] = "@@VOCAB@@";
+  model["merges"] = "@@MERGES@@";
   j["model"] = model;
-  return j.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n";
+  std::string out = j.dump(2, ' ', false, ojson::error_handler_t::replace) + "\n";
+  out.replace(out.rfind("\"@@VOCAB@@\""), 11, vocab);
+  out.replace(out.rfind("\"@@MERGES@@\""), 12, merges);
+  return out;
 }
 
 void save_tokenizer(const Tokenizer& tok, const std::string& dir) {
