@@ -151,7 +151,7 @@ void run_show(ShowArgs& a) {
 
 }  // namespace
 
-void add_tokenizer_commands(CLI::App& app) {
+static void add_tokenizer_commands(CLI::App& app) {
   auto* grp = app.add_subcommand("tokenizer", "Train, inspect and run tokenizers (BPE, Hugging Face tokenizer.json, tiktoken)");
   grp->require_subcommand(1);
 
@@ -207,5 +207,7 @@ void add_tokenizer_commands(CLI::App& app) {
   s->add_option("FILE", show.file, "Input file");
   s->callback([] { run_show(show); });
 }
+
+static CommandRegistrar registrar(20, add_tokenizer_commands);
 
 }  // namespace todae::cli

@@ -1,17 +1,36 @@
 // todae — one CLI from raw text to a working model. This file only parses flags and reports errors;
 // the work is in the library (src/).
+#include <algorithm>
 #include <cstdio>
+#include <vector>
 #include <new>
 
 #include "app/commands.h"
 #include "base/base.h"
+
+namespace todae::cli {
+
+static std::vector<std::pair<int, AddCommands>>& registry() {
+  static std::vector<std::pair<int, AddCommands>> r;
+  return r;
+}
+
+CommandRegistrar::CommandRegistrar(int order, AddCommands add) { registry().push_back({order, add}); }
+
+void add_registered_commands(CLI::App& app) {
+  auto r = registry();
+  std::stable_sort(r.begin(), r.end(), [](auto& a, auto& b) { return a.first < b.first; });
+  for (auto& [order, add] : r) add(app);
+}
+
+}  // namespace todae::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"todae (토대) — a Korean-first foundation-model stack: data, tokenizer, training, inference"};
   app.set_version_flag("--version", "todae 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
-  todae::cli::add_tokenizer_commands(app);
+  todae::cli::add_registered_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
