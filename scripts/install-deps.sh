@@ -8,12 +8,14 @@ PKGS=(
   clang libclang-rt-14-dev clang-format
   nlohmann-json3-dev libutf8proc-dev libpcre2-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libxxhash-dev libzstd-dev
+  libxxhash-dev libzstd-dev zlib1g-dev
+  libopenblas-dev libopenmpi-dev openmpi-bin
+  gnuplot-nox
   nodejs npm
 )
 # Benchmarks only (peers): SentencePiece. Pass --bench to add them.
 if [[ "${1:-}" == "--bench" ]]; then
-  PKGS+=(sentencepiece python3-sentencepiece time)
+  PKGS+=(sentencepiece python3-sentencepiece python3-torch time)
 fi
 
 missing=()
