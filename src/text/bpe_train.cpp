@@ -305,6 +305,7 @@ Tokenizer train_bpe(const TrainOptions& opt, TrainStats* stats) {
     fail("--vocab-size ", opt.vocab_size, " is too small: it must be at least ", min_vocab, " (256 bytes + ",
          specials.size(), " special tokens)");
   if (opt.superword_fraction < 0 || opt.superword_fraction >= 1) fail("--superword must be in [0, 1)");
+  if (opt.max_superword_words < 2 || opt.max_superword_words > 64) fail("--max-superword-words must be in [2, 64]");
 
   auto t0 = Clock::now();
   WordCounts counts = count_words(opt, 1, &st, "counting words");
@@ -352,7 +353,7 @@ Tokenizer train_bpe(const TrainOptions& opt, TrainStats* stats) {
     // Stage 2 (SuperBPE): recount with pieces that span up to max_superword_words words, encode
     // them with the stage-1 merges, and keep merging. Stage-1 merges never cross a word boundary,
     // so applying them to a multi-word piece gives the same tokens as applying them word by word.
-    max_words = std::max(2, opt.max_superword_words);
+    max_words = opt.max_superword_words;
     WordCounts chunks = count_words(opt, max_words, nullptr, "counting superwords");
     Learner L;
     L.tokens = &m.tokens;

@@ -25,7 +25,9 @@ static std::string word_alternatives(int max_words) {
     if (max_words <= 1) return cat(" ?", w);
     return cat(" ?", w, "(?: ", w, "){0,", max_words - 1, "}");
   };
-  return cat(word(h), "|", word(c), "|", word(l));
+  // Superwords span Hangul words only: stage-2 merges then go to Korean phrases ("할 수 있습니다")
+  // instead of being taken by the far more repetitive English boilerplate ("This package provides").
+  return cat(word(h), "|", cat(" ?", c), "|", cat(" ?", l));
 }
 
 static std::string pretokenizer_regex(int max_words) {
@@ -102,7 +104,7 @@ void pretokenize_korean(std::string_view text, int max_words, std::vector<Span>*
   };
   auto word_end = [&](size_t j, Kind k) {  // j is at the first letter of a word of kind k
     j = run_end(j, k);
-    for (int w = 1; w < max_words; ++w) {
+    for (int w = 1; w < max_words && k == kH; ++w) {
       if (j + 1 < n && cs[j].cp == ' ' && cs[j + 1].kind == k)
         j = run_end(j + 1, k);
       else

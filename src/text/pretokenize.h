@@ -19,8 +19,8 @@ struct Span {
 //    pieces, so no merge crosses a script boundary ("GPU를" -> "GPU" "를");
 //  - whitespace and English contractions behave as in the GPT-4 (cl100k) pre-tokenizer;
 //  - invalid UTF-8 bytes form pieces of their own (they still encode, byte by byte).
-// With max_words > 1 (superword stage), up to max_words consecutive words of one script joined by
-// single spaces form one piece ("할 수 있습니다").
+// With max_words > 1 (superword stage), up to max_words consecutive Hangul words joined by single
+// spaces form one piece ("할 수 있습니다").
 void pretokenize_korean(std::string_view text, int max_words, std::vector<Span>* out);
 
 // A compiled regular expression (PCRE2, UTF + UCP, JIT) used by Split pre-tokenizers.

@@ -68,9 +68,9 @@ struct TrainOptions {
   int threads = 0;              // 0: all cores
   uint64_t min_frequency = 2;   // pairs seen fewer times are never merged
   // SuperBPE-style second stage: the last `superword_fraction` of the merges may span the single
-  // space between words of one script run (e.g. "할 수 있습니다"). 0 disables it.
+  // space between Hangul words (e.g. "할 수 있습니다"). 0 disables it.
   double superword_fraction = 0.0;
-  int max_superword_words = 4;
+  int max_superword_words = 16;  // at most 64
   size_t max_unique_words = 20'000'000;  // bound on the word-count table (memory)
   bool progress = true;
 };

@@ -119,7 +119,7 @@ void load_pretokenizer(const Ctx& c, const json& j, const std::string& field, To
     s.invert = c.boolean(j, "invert", field, false);
     if (s.is_regex && s.behavior == SplitBehavior::kIsolated && !s.invert) {
       // Our own pre-tokenizer: run the hand-written equivalent (tested equal to the regex).
-      for (int w = 1; w <= 8; ++w) {
+      for (int w = 1; w <= 64; ++w) {
         if (s.pattern == (w == 1 ? korean_pretokenizer_regex() : superword_pretokenizer_regex(w))) {
           s.type = PretokenizerStep::kKorean;
           s.max_words = w;

@@ -46,6 +46,8 @@ TEST(KoreanPretokenizer, KeepsHangulWordsWholeAndSplitsScripts) {
   EXPECT_EQ(fast("끝!!\n다음"), (V{"끝", "!!\n", "다음"}));
   EXPECT_EQ(fast("할 수 있습니다", 4), (V{"할 수 있습니다"}));
   EXPECT_EQ(fast("할 수 있습니다. 그러나", 4), (V{"할 수 있습니다", ".", " 그러나"}));
+  EXPECT_EQ(fast("가 나 다 라 마", 4), (V{"가 나 다 라", " 마"}));
+  EXPECT_EQ(fast("can be used 할 수", 4), (V{"can", " be", " used", " 할 수"}));  // superwords are Korean only
   EXPECT_EQ(fast("a\xFF\xFE" "b"), (V{"a", "\xFF\xFE", "b"}));
 }
 
