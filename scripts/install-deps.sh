@@ -10,12 +10,12 @@ PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxxhash-dev libzstd-dev zlib1g-dev
   libopenblas-dev libopenmpi-dev openmpi-bin
-  gnuplot-nox
+  gnuplot-nox python3-torch python3-numpy
   nodejs npm
 )
 # Benchmarks only (peers): SentencePiece. Pass --bench to add them.
 if [[ "${1:-}" == "--bench" ]]; then
-  PKGS+=(sentencepiece python3-sentencepiece python3-torch time)
+  PKGS+=(sentencepiece python3-sentencepiece time)
 fi
 
 missing=()
