@@ -3,6 +3,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
+FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors
 
 .PHONY: all deps build demo test test-fast test-asan fuzz-smoke interop bench format clean
 
@@ -35,7 +36,7 @@ test-asan:
 fuzz-smoke:
 	@cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTODAE_FUZZ=ON -DTODAE_TESTS=OFF \
 	  -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_CXX_FLAGS=-O1 > /dev/null
-	@cmake --build build-fuzz -j $(JOBS)
+	@cmake --build build-fuzz -j $(JOBS) --target $(FUZZERS)
 	@bash tests/fuzz/run.sh build-fuzz 30
 
 interop: build
