@@ -2,6 +2,11 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <utf8proc.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "base/base.h"
 #include "text/text.h"
@@ -20,7 +25,9 @@ static const char* kHanClass = "\xe3\x90\x80-\xe4\xb6\xbf\xe4\xb8\x80-\xe9\xbf\x
 static std::string word_alternatives(int max_words) {
   std::string h = cat("[", kHangulClass, "]+");
   std::string c = cat("[", kHanClass, "]+");
-  std::string l = cat("[^\\s\\p{N}\\p{P}\\p{S}\\p{C}", kHangulClass, kHanClass, "]+");
+  // Letters and marks that are neither Hangul nor Han. Written with a lookahead rather than a
+  // negated class with \p{C}, so characters that newer Unicode versions assign stay consistent.
+  std::string l = cat("(?:(?![", kHangulClass, kHanClass, "])[\\p{L}\\p{M}])+");
   auto word = [&](const std::string& w) {
     if (max_words <= 1) return cat(" ?", w);
     return cat(" ?", w, "(?: ", w, "){0,", max_words - 1, "}");
@@ -189,7 +196,7 @@ struct Regex::Impl {
   ~Impl() { pcre2_code_free(code); }
 };
 
-Regex compile_regex(const std::string& pattern, const std::string& where) {
+static pcre2_code* compile_raw(const std::string& pattern, const std::string& where) {
   int err;
   PCRE2_SIZE off;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -199,6 +206,121 @@ Regex compile_regex(const std::string& pattern, const std::string& where) {
     pcre2_get_error_message(err, msg, sizeof msg);
     fail(where, ": invalid regular expression at offset ", off, ": ", reinterpret_cast<char*>(msg));
   }
+  return code;
+}
+
+// Unicode White_Space, which the reference tokenizers (Rust regex, tiktoken, JavaScript's
+// \p{White_Space}) mean by \s. PCRE2's \s adds U+180E, which left White_Space in Unicode 6.3.
+static const char* kWhiteSpace = "\\t\\n\\x0B\\f\\r\\x20\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+// Code points utf8proc (Unicode 15) puts in general category `prop` but Debian's PCRE2 10.42
+// (Unicode 14) does not — letters of CJK Extension H, Kawi, ... — as class ranges "\x{..}-\x{..}".
+// Computed once for all categories: one pass over the code points, one PCRE2 scan per category.
+static const std::string& missing_from_pcre2(const std::string& prop) {
+  static const std::map<std::string, std::vector<uint32_t>> missing = [] {
+    std::map<std::string, std::string> by_cat;
+    for (uint32_t cp = 0; cp < 0x110000; ++cp) {
+      if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+      const char* name = utf8proc_category_string(static_cast<utf8proc_int32_t>(cp));
+      if (name[0] == 'L' || name[0] == 'M' || name[0] == 'N' || name[0] == 'P' || name[0] == 'S')
+        append_utf8(by_cat[name], cp);
+    }
+    std::map<std::string, std::vector<uint32_t>> out;
+    std::vector<Span> spans;
+    for (auto& [name, text] : by_cat) {
+      Regex re;
+      re.impl = std::make_shared<Regex::Impl>();
+      re.impl->code = compile_raw(cat("\\P{", name, "}"), "internal");
+      regex_find_all(re, text, &spans);
+      for (const Span& sp : spans) {
+        uint32_t cp;
+        decode(text, sp.begin, &cp);
+        out[name].push_back(cp);
+      }
+    }
+    return out;
+  }();
+  static std::mutex mu;
+  static std::map<std::string, std::string> ranges_of;
+  std::lock_guard lock(mu);
+  auto it = ranges_of.find(prop);
+  if (it != ranges_of.end()) return it->second;
+  std::vector<uint32_t> cps;
+  for (auto& [name, list] : missing)
+    if (prop.size() == 1 ? name[0] == prop[0] : name == prop) cps.insert(cps.end(), list.begin(), list.end());
+  std::sort(cps.begin(), cps.end());
+  std::string ranges;
+  for (size_t i = 0; i < cps.size();) {
+    size_t j = i;
+    while (j + 1 < cps.size() && cps[j + 1] == cps[j] + 1) ++j;
+    ranges += i == j ? cat("\\x{", std::hex, cps[i], "}") : cat("\\x{", std::hex, cps[i], "}-\\x{", cps[j], "}");
+    i = j + 1;
+  }
+  return ranges_of[prop] = ranges;
+}
+
+// Rewrites \s, \S and \p{X} so PCRE2 classifies characters as the reference implementations do
+// (see kWhiteSpace and missing_from_pcre2). Inside a character class the extra ranges are added to
+// the class; outside, the escape becomes a class of its own.
+static std::string modernize_pattern(const std::string& p) {
+  std::string out;
+  bool in_class = false;
+  size_t class_start = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      char e = p[i + 1];
+      if (e == 's') {
+        out += in_class ? std::string(kWhiteSpace) : cat("[", kWhiteSpace, "]");
+        ++i;
+        continue;
+      }
+      if (e == 'S' && !in_class) {
+        out += cat("[^", kWhiteSpace, "]");
+        ++i;
+        continue;
+      }
+      if (e == 'p' && i + 2 < p.size() && p[i + 2] == '{') {
+        size_t close = p.find('}', i + 3);
+        std::string prop = close == std::string::npos ? "" : p.substr(i + 3, close - i - 3);
+        static const std::string known = "L Lu Ll Lt Lm Lo M Mn Mc Me N Nd Nl No P Pc Pd Ps Pe Pi Pf Po S Sm Sc Sk So";
+        if (!prop.empty() && (" " + known + " ").find(" " + prop + " ") != std::string::npos) {
+          const std::string& extra = missing_from_pcre2(prop);
+          std::string esc = cat("\\p{", prop, "}");
+          out += in_class || extra.empty() ? esc + extra : cat("[", esc, extra, "]");
+          i = close;
+          continue;
+        }
+      }
+      out += c;
+      out += e;
+      ++i;
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      class_start = out.size();
+    } else if (in_class && c == '[' && i + 1 < p.size() && p[i + 1] == ':') {
+      size_t close = p.find(":]", i + 2);  // POSIX class such as [:alpha:]
+      if (close != std::string::npos) {
+        out.append(p, i, close + 2 - i);
+        i = close + 1;
+        continue;
+      }
+    } else if (in_class && c == ']') {
+      // A ']' right after '[' or '[^' is a literal.
+      size_t len = out.size() - class_start;
+      bool literal = len == 1 || (len == 2 && out[class_start + 1] == '^');
+      if (!literal) in_class = false;
+    }
+    out += c;
+  }
+  return out;
+}
+
+Regex compile_regex(const std::string& pattern, const std::string& where) {
+  pcre2_code_free(compile_raw(pattern, where));  // errors point into the pattern as written
+  pcre2_code* code = compile_raw(modernize_pattern(pattern), where);
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if JIT is unavailable
   Regex r;
   r.impl = std::make_shared<Regex::Impl>();
