@@ -1,0 +1,446 @@
+// The Llama-family decoder: parameter table, init, forward and backward.
+//
+// One layer, as Hugging Face's LlamaDecoderLayer / Qwen3DecoderLayer computes it:
+//   h   = RMSNorm(x)                         ln1, rstd1
+//   qkv = h · [Wq|Wk|Wv]ᵀ                    one matmul into [N, (H + 2·KVH)·D]
+//   (Qwen3) q, k = RMSNorm per head          qk_raw keeps the pre-norm copy for the backward pass
+//   q, k = RoPE(q, k)                        in place
+//   a   = causal attention(q, k, v)          att, lse
+//   x'  = x + a · Woᵀ                        xmid
+//   h'  = RMSNorm(x')                        ln2, rstd2
+//   g|u = h' · [Wgate|Wup]ᵀ                  one matmul into [N, 2F]
+//   y   = x' + (silu(g)·u) · Wdownᵀ          h = silu(g)·u
+// and the backward pass walks the same list upwards, each kernel's backward next to its forward.
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace todae {
+
+namespace {
+struct LayerOffsets {
+  size_t ln1, qkv, q_norm, k_norm, o, ln2, gate_up, down;
+};
+}  // namespace
+
+// Everything the forward pass saves for the backward pass, plus the backward's scratch. Sized for
+// the largest (B, T) seen; `stored` layers of per-layer tensors (all layers when training without
+// recomputation, else one slot reused by every layer).
+struct Activations {
+  // parameter layout (fixed for the model)
+  std::vector<LayerOffsets> layers;
+  size_t embed = 0, norm = 0, head = 0;
+
+  int B = 0, T = 0, stored = 0;
+  FloatBuffer resid;  // [L+1][N][C]: the input of every layer, then the last layer's output
+  FloatBuffer ln1, rstd1, qkv, qk_raw, qk_rstd, att, lse, xmid, ln2, rstd2, gu, h;
+  FloatBuffer lnf, rstdf;
+  FloatBuffer dres, dln, dqkv, datt, dgu, dh;
+  FloatBuffer cos, sin;
+  int rope_T = -1;
+  std::vector<int32_t> pos, inputs, targets;
+};
+
+// ---- parameter table --------------------------------------------------------------------------
+
+Model::Model(const ModelConfig& c) : config(c), acts(std::make_unique<Activations>()) {
+  config.validate();
+  const int64_t C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
+  size_t off = 0;
+  // Tensors in a group are adjacent (one matmul uses them together); groups start on 64 bytes.
+  auto group = [&] { off = (off + 15) / 16 * 16; };
+  auto add = [&](std::string name, std::vector<int64_t> shape) {
+    ParamInfo p;
+    p.name = std::move(name);
+    p.shape = std::move(shape);
+    p.numel = 1;
+    for (int64_t d : p.shape) p.numel *= static_cast<size_t>(d);
+    p.offset = off;
+    p.weight_decay = p.shape.size() > 1;
+    off += p.numel;
+    params.push_back(std::move(p));
+    return params.back().offset;
+  };
+  Activations& a = *acts;
+  group();
+  a.embed = add("model.embed_tokens.weight", {V, C});
+  for (int l = 0; l < c.num_hidden_layers; l++) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerOffsets lo{};
+    group();
+    lo.ln1 = add(p + "input_layernorm.weight", {C});
+    group();
+    lo.qkv = add(p + "self_attn.q_proj.weight", {c.q_dim(), C});
+    add(p + "self_attn.k_proj.weight", {c.kv_dim(), C});
+    add(p + "self_attn.v_proj.weight", {c.kv_dim(), C});
+    if (c.qk_norm()) {
+      group();
+      lo.q_norm = add(p + "self_attn.q_norm.weight", {D});
+      lo.k_norm = add(p + "self_attn.k_norm.weight", {D});
+    }
+    group();
+    lo.o = add(p + "self_attn.o_proj.weight", {C, c.q_dim()});
+    group();
+    lo.ln2 = add(p + "post_attention_layernorm.weight", {C});
+    group();
+    lo.gate_up = add(p + "mlp.gate_proj.weight", {F, C});
+    add(p + "mlp.up_proj.weight", {F, C});
+    group();
+    lo.down = add(p + "mlp.down_proj.weight", {C, F});
+    a.layers.push_back(lo);
+  }
+  group();
+  a.norm = add("model.norm.weight", {C});
+  group();
+  a.head = c.tie_word_embeddings ? a.embed : add("lm_head.weight", {V, C});
+  group();
+  num_floats = off;
+  weights = FloatBuffer(num_floats);
+}
+
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+const ParamInfo* Model::find(std::string_view name) const {
+  for (const ParamInfo& p : params)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+const ParamInfo& Model::param(std::string_view name) const {
+  const ParamInfo* p = find(name);
+  if (!p) fail("model has no tensor named '", name, "'");
+  return *p;
+}
+
+// ---- init, grads, optimiser -------------------------------------------------------------------
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Standard normals that depend only on (key, j): Box-Muller on two hashed uniforms gives the pair
+// of elements 2j and 2j+1.
+void normal_pair(uint64_t key, uint64_t j, double* z0, double* z1) {
+  uint64_t a = splitmix64(key ^ splitmix64(2 * j)), b = splitmix64(key ^ splitmix64(2 * j + 1));
+  double u1 = static_cast<double>((a >> 11) + 1) * 0x1p-53;  // (0, 1]
+  double u2 = static_cast<double>(b >> 11) * 0x1p-53;
+  double r = std::sqrt(-2.0 * std::log(u1));
+  *z0 = r * std::cos(2.0 * M_PI * u2);
+  *z1 = r * std::sin(2.0 * M_PI * u2);
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+void init_weights(Model& m, uint64_t seed) {
+  const double std_base = 0.02;
+  const double std_out = std_base / std::sqrt(2.0 * m.config.num_hidden_layers);
+  struct Task {
+    size_t param, begin, end;
+  };
+  std::vector<Task> tasks;
+  const size_t chunk = size_t{1} << 16;
+  for (size_t p = 0; p < m.params.size(); p++)
+    for (size_t b = 0; b < m.params[p].numel; b += chunk)
+      tasks.push_back({p, b, std::min(m.params[p].numel, b + chunk)});
+  parallel_for(tasks.size(), get_threads(), [&](size_t t) {
+    const Task& task = tasks[t];
+    const ParamInfo& p = m.params[task.param];
+    float* w = m.weights.data + p.offset;
+    if (p.shape.size() == 1) {  // norm weights
+      for (size_t i = task.begin; i < task.end; i++) w[i] = 1.0f;
+      return;
+    }
+    const bool out_proj = ends_with(p.name, "o_proj.weight") || ends_with(p.name, "down_proj.weight");
+    const double sd = out_proj ? std_out : std_base;
+    const uint64_t key = splitmix64(seed * 0x632be59bd9b4e019ull + task.param);
+    for (size_t i = task.begin; i < task.end; i += 2) {  // chunks start at even offsets
+      double z0, z1;
+      normal_pair(key, i / 2, &z0, &z1);
+      w[i] = static_cast<float>(sd * z0);
+      if (i + 1 < task.end) w[i + 1] = static_cast<float>(sd * z1);
+    }
+  });
+}
+
+void alloc_grads(Model& m) {
+  if (m.grads.size != m.num_floats) m.grads = FloatBuffer(m.num_floats);
+}
+void zero_grads(Model& m) {
+  alloc_grads(m);
+  m.grads.zero();
+}
+void alloc_optimizer_state(Model& m) {
+  if (m.adam_m.size != m.num_floats) m.adam_m = FloatBuffer(m.num_floats);
+  if (m.adam_v.size != m.num_floats) m.adam_v = FloatBuffer(m.num_floats);
+}
+
+void adamw_step(Model& m, const AdamW& opt, int step, float grad_scale) {
+  alloc_grads(m);
+  alloc_optimizer_state(m);
+  for (const ParamInfo& p : m.params)
+    adamw_update(m.weights.data + p.offset, m.grads.data + p.offset, m.adam_m.data + p.offset,
+                 m.adam_v.data + p.offset, p.numel, opt, step, grad_scale,
+                 p.weight_decay ? opt.weight_decay : 0.0f);
+}
+
+double grad_norm(const Model& m) {
+  if (!m.grads.data) return 0.0;
+  return std::sqrt(sum_squares(m.grads.data, m.num_floats));
+}
+
+// ---- forward ----------------------------------------------------------------------------------
+
+namespace {
+
+void prepare(Model& m, int B, int T, int stored) {
+  const ModelConfig& c = m.config;
+  Activations& a = *m.acts;
+  if (B <= 0 || T <= 0) fail("batch and sequence length must be positive, got B=", B, " T=", T);
+  const size_t N = static_cast<size_t>(B) * T, C = c.hidden_size, L = c.num_hidden_layers;
+  const size_t F = c.intermediate_size, QKV = c.qkv_dim(), HD = c.q_dim(), H = c.num_attention_heads;
+  const size_t S = static_cast<size_t>(stored);
+  a.resid.reserve((L + 1) * N * C);
+  a.ln1.reserve(S * N * C);
+  a.rstd1.reserve(S * N);
+  a.qkv.reserve(S * N * QKV);
+  if (c.qk_norm()) {
+    a.qk_raw.reserve(S * N * QKV);
+    a.qk_rstd.reserve(S * N * (H + c.num_key_value_heads));
+  }
+  a.att.reserve(S * N * HD);
+  a.lse.reserve(S * N * H);
+  a.xmid.reserve(S * N * C);
+  a.ln2.reserve(S * N * C);
+  a.rstd2.reserve(S * N);
+  a.gu.reserve(S * N * 2 * F);
+  a.h.reserve(S * N * F);
+  a.lnf.reserve(N * C);
+  a.rstdf.reserve(N);
+  a.B = B, a.T = T, a.stored = stored;
+  if (a.rope_T != T) {
+    const int D = c.head_dim;
+    a.cos.reserve(static_cast<size_t>(T) * D / 2);
+    a.sin.reserve(static_cast<size_t>(T) * D / 2);
+    // dynamic NTK scaling depends on the sequence length, so the table does too
+    rope_table(a.cos.data, a.sin.data, T, D, c.rope_theta, c.rope_scaling, c.max_position_embeddings, T);
+    a.rope_T = T;
+  }
+  a.pos.resize(N);
+  for (size_t n = 0; n < N; n++) a.pos[n] = static_cast<int32_t>(n % T);
+}
+
+void prepare_backward(Model& m) {
+  const ModelConfig& c = m.config;
+  Activations& a = *m.acts;
+  const size_t N = static_cast<size_t>(a.B) * a.T, C = c.hidden_size, F = c.intermediate_size;
+  a.dres.reserve(N * C);
+  a.dln.reserve(N * C);
+  a.dqkv.reserve(N * c.qkv_dim());
+  a.datt.reserve(N * c.q_dim());
+  a.dgu.reserve(N * 2 * F);
+  a.dh.reserve(N * F);
+  alloc_grads(m);
+}
+
+// Pointers to one stored slot of the per-layer activations.
+struct LayerActs {
+  float *x, *y, *ln1, *rstd1, *qkv, *qk_raw, *qk_rstd, *att, *lse, *xmid, *ln2, *rstd2, *gu, *h;
+};
+
+LayerActs layer_acts(Model& m, int l, int slot) {
+  const ModelConfig& c = m.config;
+  Activations& a = *m.acts;
+  const size_t N = static_cast<size_t>(a.B) * a.T, C = c.hidden_size, F = c.intermediate_size;
+  const size_t QKV = c.qkv_dim(), H = c.num_attention_heads, s = static_cast<size_t>(slot);
+  LayerActs r;
+  r.x = a.resid.data + static_cast<size_t>(l) * N * C;
+  r.y = r.x + N * C;
+  r.ln1 = a.ln1.data + s * N * C;
+  r.rstd1 = a.rstd1.data + s * N;
+  r.qkv = a.qkv.data + s * N * QKV;
+  r.qk_raw = c.qk_norm() ? a.qk_raw.data + s * N * QKV : nullptr;
+  r.qk_rstd = c.qk_norm() ? a.qk_rstd.data + s * N * (H + c.num_key_value_heads) : nullptr;
+  r.att = a.att.data + s * N * c.q_dim();
+  r.lse = a.lse.data + s * N * H;
+  r.xmid = a.xmid.data + s * N * C;
+  r.ln2 = a.ln2.data + s * N * C;
+  r.rstd2 = a.rstd2.data + s * N;
+  r.gu = a.gu.data + s * N * 2 * F;
+  r.h = a.h.data + s * N * F;
+  return r;
+}
+
+void layer_forward(Model& m, int l, int slot, bool bf) {
+  const ModelConfig& c = m.config;
+  Activations& a = *m.acts;
+  const LayerOffsets& w = a.layers[l];
+  const float* W = m.weights.data;
+  const int B = a.B, T = a.T, N = B * T, C = c.hidden_size, F = c.intermediate_size;
+  const int H = c.num_attention_heads, KVH = c.num_key_value_heads, D = c.head_dim, QKV = c.qkv_dim();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  LayerActs x = layer_acts(m, l, slot);
+
+  rmsnorm_forward(x.ln1, x.rstd1, x.x, W + w.ln1, N, C, eps);
+  matmul_forward(x.qkv, x.ln1, W + w.qkv, nullptr, N, C, QKV, false, bf);
+  if (c.qk_norm()) {
+    std::memcpy(x.qk_raw, x.qkv, sizeof(float) * N * QKV);
+    float* rq = x.qk_rstd;
+    float* rk = x.qk_rstd + static_cast<size_t>(N) * H;
+    head_rmsnorm_forward(x.qkv, rq, x.qk_raw, W + w.q_norm, N, H, D, QKV, eps);
+    head_rmsnorm_forward(x.qkv + H * D, rk, x.qk_raw + H * D, W + w.k_norm, N, KVH, D, QKV, eps);
+  }
+  // q and k heads are adjacent in each row: one call rotates both
+  rope_forward(x.qkv, a.cos.data, a.sin.data, a.pos.data(), N, H + KVH, D, QKV);
+  attention_forward(x.att, x.lse, x.qkv, B, T, H, KVH, D, 1.0f / std::sqrt(static_cast<float>(D)));
+  std::memcpy(x.xmid, x.x, sizeof(float) * N * C);
+  matmul_forward(x.xmid, x.att, W + w.o, nullptr, N, c.q_dim(), C, /*accumulate=*/true, bf);
+  rmsnorm_forward(x.ln2, x.rstd2, x.xmid, W + w.ln2, N, C, eps);
+  matmul_forward(x.gu, x.ln2, W + w.gate_up, nullptr, N, C, 2 * F, false, bf);
+  swiglu_forward(x.h, x.gu, N, F);
+  std::memcpy(x.y, x.xmid, sizeof(float) * N * C);
+  matmul_forward(x.y, x.h, W + w.down, nullptr, N, F, C, /*accumulate=*/true, bf);
+}
+
+// Embedding, every layer, final norm. stored_all: keep every layer's activations (for backward).
+void forward_body(Model& m, const int32_t* inputs, int B, int T, bool stored_all, bool bf) {
+  const ModelConfig& c = m.config;
+  const int L = c.num_hidden_layers;
+  prepare(m, B, T, stored_all ? L : 1);
+  Activations& a = *m.acts;
+  const int N = B * T, C = c.hidden_size;
+  embedding_forward(a.resid.data, inputs, m.weights.data + a.embed, N, C, c.vocab_size);
+  for (int l = 0; l < L; l++) layer_forward(m, l, stored_all ? l : 0, bf);
+  rmsnorm_forward(a.lnf.data, a.rstdf.data, a.resid.data + static_cast<size_t>(L) * N * C,
+                  m.weights.data + a.norm, N, C, static_cast<float>(c.rms_norm_eps));
+}
+
+// ---- backward ---------------------------------------------------------------------------------
+
+// In: a.dres = ∂L/∂(layer output). Out: a.dres = ∂L/∂(layer input); parameter grads accumulated.
+void layer_backward(Model& m, int l, int slot, bool bf) {
+  const ModelConfig& c = m.config;
+  Activations& a = *m.acts;
+  const LayerOffsets& w = a.layers[l];
+  const float* W = m.weights.data;
+  float* G = m.grads.data;
+  const int B = a.B, T = a.T, N = B * T, C = c.hidden_size, F = c.intermediate_size;
+  const int H = c.num_attention_heads, KVH = c.num_key_value_heads, D = c.head_dim, QKV = c.qkv_dim();
+  LayerActs x = layer_acts(m, l, slot);
+  float *dres = a.dres.data, *dln = a.dln.data;
+
+  // y = x' + h·Wdownᵀ
+  matmul_backward(a.dh.data, G + w.down, nullptr, dres, x.h, W + w.down, N, F, C, false, bf);
+  swiglu_backward(a.dgu.data, a.dh.data, x.gu, N, F);
+  matmul_backward(dln, G + w.gate_up, nullptr, a.dgu.data, x.ln2, W + w.gate_up, N, C, 2 * F, false, bf);
+  rmsnorm_backward(dres, G + w.ln2, dln, x.xmid, W + w.ln2, x.rstd2, N, C);  // dres += : now ∂L/∂x'
+  // x' = x + att·Woᵀ
+  matmul_backward(a.datt.data, G + w.o, nullptr, dres, x.att, W + w.o, N, c.q_dim(), C, false, bf);
+  attention_backward(a.dqkv.data, a.datt.data, x.qkv, x.att, x.lse, B, T, H, KVH, D,
+                     1.0f / std::sqrt(static_cast<float>(D)));
+  rope_backward(a.dqkv.data, a.cos.data, a.sin.data, a.pos.data(), N, H + KVH, D, QKV);
+  if (c.qk_norm()) {
+    const float* rq = x.qk_rstd;
+    const float* rk = x.qk_rstd + static_cast<size_t>(N) * H;
+    head_rmsnorm_backward(a.dqkv.data, G + w.q_norm, a.dqkv.data, x.qk_raw, W + w.q_norm, rq, N, H, D, QKV);
+    head_rmsnorm_backward(a.dqkv.data + H * D, G + w.k_norm, a.dqkv.data + H * D, x.qk_raw + H * D,
+                          W + w.k_norm, rk, N, KVH, D, QKV);
+  }
+  matmul_backward(dln, G + w.qkv, nullptr, a.dqkv.data, x.ln1, W + w.qkv, N, C, QKV, false, bf);
+  rmsnorm_backward(dres, G + w.ln1, dln, x.x, W + w.ln1, x.rstd1, N, C);  // dres += : now ∂L/∂x
+}
+
+int count_valid(const int32_t* targets, size_t n) {
+  int k = 0;
+  for (size_t i = 0; i < n; i++) k += targets[i] >= 0;
+  return k;
+}
+
+void split_tokens(Activations& a, const int32_t* tokens, int B, int T) {
+  a.inputs.resize(static_cast<size_t>(B) * T);
+  a.targets.resize(static_cast<size_t>(B) * T);
+  for (int b = 0; b < B; b++) {
+    std::memcpy(&a.inputs[static_cast<size_t>(b) * T], tokens + static_cast<size_t>(b) * (T + 1), sizeof(int32_t) * T);
+    std::memcpy(&a.targets[static_cast<size_t>(b) * T], tokens + static_cast<size_t>(b) * (T + 1) + 1, sizeof(int32_t) * T);
+  }
+}
+
+}  // namespace
+
+float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, int B, int T,
+                       float grad_scale, const TrainOptions& opt) {
+  const ModelConfig& c = m.config;
+  const int L = c.num_hidden_layers, N = B * T, C = c.hidden_size, V = c.vocab_size;
+  forward_body(m, inputs, B, T, !opt.recompute, opt.bf16);
+  prepare_backward(m);
+  Activations& a = *m.acts;
+  const int valid = count_valid(targets, static_cast<size_t>(N));
+  if (valid == 0) return 0.0f;  // nothing to learn from; gradients unchanged
+  // The LM head and the loss, chunked: ∂(grad_scale · mean loss)/∂lnf into dln.
+  const double sum = lm_head_cross_entropy(nullptr, a.dln.data, m.grads.data + a.head, a.lnf.data,
+                                           m.weights.data + a.head, targets, N, C, V,
+                                           grad_scale / static_cast<float>(valid), 0, opt.bf16);
+  a.dres.zero();
+  rmsnorm_backward(a.dres.data, m.grads.data + a.norm, a.dln.data,
+                   a.resid.data + static_cast<size_t>(L) * N * C, m.weights.data + a.norm,
+                   a.rstdf.data, N, C);
+  for (int l = L - 1; l >= 0; l--) {
+    if (opt.recompute) layer_forward(m, l, 0, opt.bf16);
+    layer_backward(m, l, opt.recompute ? 0 : l, opt.bf16);
+  }
+  embedding_backward(m.grads.data + a.embed, a.dres.data, inputs, N, C);
+  return static_cast<float>(sum / valid);
+}
+
+float forward_backward(Model& m, const int32_t* tokens, int B, int T, float grad_scale,
+                       const TrainOptions& opt) {
+  Activations& a = *m.acts;
+  split_tokens(a, tokens, B, T);
+  // copies: forward_backward's own use of a.inputs must not alias the vectors it may resize
+  std::vector<int32_t> in = a.inputs, tg = a.targets;
+  return forward_backward(m, in.data(), tg.data(), B, T, grad_scale, opt);
+}
+
+float forward_loss(Model& m, const int32_t* tokens, int B, int T, float* losses, bool bf16) {
+  const ModelConfig& c = m.config;
+  Activations& a = *m.acts;
+  split_tokens(a, tokens, B, T);
+  std::vector<int32_t> in = a.inputs, tg = a.targets;
+  forward_body(m, in.data(), B, T, false, bf16);
+  const int N = B * T;
+  const double sum = lm_head_cross_entropy(losses, nullptr, nullptr, a.lnf.data, m.weights.data + a.head,
+                                           tg.data(), N, c.hidden_size, c.vocab_size, 1.0f, 0, bf16);
+  const int valid = count_valid(tg.data(), static_cast<size_t>(N));
+  return valid ? static_cast<float>(sum / valid) : 0.0f;
+}
+
+void forward_logits(Model& m, const int32_t* inputs, int B, int T, float* logits, bool last_only,
+                    bool bf16) {
+  const ModelConfig& c = m.config;
+  forward_body(m, inputs, B, T, false, bf16);
+  Activations& a = *m.acts;
+  const int C = c.hidden_size, V = c.vocab_size;
+  const float* head = m.weights.data + a.head;
+  if (!last_only) {
+    lm_head_logits(logits, a.lnf.data, head, B * T, C, V, bf16);
+    return;
+  }
+  std::vector<float> last(static_cast<size_t>(B) * C);
+  for (int b = 0; b < B; b++)
+    std::memcpy(&last[static_cast<size_t>(b) * C], a.lnf.data + (static_cast<size_t>(b) * T + T - 1) * C,
+                sizeof(float) * C);
+  lm_head_logits(logits, last.data(), head, B, C, V, bf16);
+}
+
+}  // namespace todae

@@ -1,0 +1,137 @@
+// todae model: a Llama-family decoder (Llama, Qwen3) configured by a Hugging Face config.json, with
+// forward and backward passes built from the kernels of todae_tensor.
+//
+// Memory layout: parameters, gradients and the two AdamW moments are four f32 buffers of the same
+// size and layout; `params` is the table of named views into them (Hugging Face tensor names and
+// shapes). Checkpointing, all-reducing gradients or moving the model to a GPU is one copy per
+// buffer. Tensors that are used together are adjacent, so one matmul serves several of them:
+// q_proj|k_proj|v_proj form one [(H + 2·KVH)·D, C] matrix, gate_proj|up_proj one [2F, C] matrix.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace todae {
+
+// ---- configuration ----------------------------------------------------------------------------
+
+struct ModelConfig {
+  // "LlamaForCausalLM" or "Qwen3ForCausalLM" (the latter implies per-head QK-norm).
+  std::string architecture = "LlamaForCausalLM";
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_hidden_layers = 0;
+  int num_attention_heads = 0;
+  int num_key_value_heads = 0;  // grouped-query attention; 0 in a file means "= heads"
+  int head_dim = 0;             // 0 in a file means hidden_size / num_attention_heads
+  int vocab_size = 0;
+  int max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;  // "rope_scaling": null | {"type"/"rope_type": linear|dynamic|llama3, ...}
+  bool tie_word_embeddings = false;
+  int bos_token_id = -1, eos_token_id = -1;  // -1: absent (a list of eos ids keeps the first)
+
+  // Parses a Hugging Face style config.json. Errors name `source` and the field at fault.
+  static ModelConfig from_json(std::string_view json, const std::string& source = "config.json");
+  // A config.json file, or a folder holding one.
+  static ModelConfig load(const std::string& path);
+  // A config.json that from_json reads back identically and Hugging Face transformers accepts.
+  std::string to_json() const;
+  // Checks the numbers are usable together (called by from_json and by Model's constructor).
+  void validate(const std::string& source = "config") const;
+
+  bool qk_norm() const { return architecture == "Qwen3ForCausalLM"; }
+  std::string model_type() const { return qk_norm() ? "qwen3" : "llama"; }
+  int q_dim() const { return num_attention_heads * head_dim; }
+  int kv_dim() const { return num_key_value_heads * head_dim; }
+  int qkv_dim() const { return q_dim() + 2 * kv_dim(); }
+  size_t num_parameters() const;  // trainable floats (tied embeddings counted once)
+  // Forward+backward FLOPs per trained token at context T, for MFU, in the PaLM convention that
+  // ../shared/perf/SHAPES.md uses: 6 · (matmul parameters, LM head included, embedding lookup not)
+  // + 12 · layers · T · q_dim for attention (not halved for the causal mask).
+  double flops_per_token(int T) const;
+};
+
+// ---- the model --------------------------------------------------------------------------------
+
+struct ParamInfo {
+  std::string name;            // Hugging Face name, e.g. "model.layers.0.self_attn.q_proj.weight"
+  std::vector<int64_t> shape;  // e.g. {out, in}
+  size_t offset = 0;           // in floats, the same in weights, grads, adam_m and adam_v
+  size_t numel = 0;
+  bool weight_decay = true;    // false for the 1-D norm weights
+};
+
+struct TrainOptions {
+  // Keep only each layer's input during the forward pass and recompute the rest of the layer in
+  // the backward pass: activation memory drops from ~(10C + 4F + ...)·N per layer to C·N per layer,
+  // for about one more forward pass of compute.
+  bool recompute = false;
+  // Mixed precision: every matmul (attention projections, MLP, LM head; forward and backward)
+  // with its operands rounded to bf16 and f32 accumulation; weights, gradients, optimiser state,
+  // norms, attention and softmax stay f32. Twice the matmul rate on CPUs with AVX512_BF16; on
+  // others the same numbers, computed more slowly than f32.
+  bool bf16 = false;
+};
+
+struct Activations;  // model.cpp: the forward pass's saved tensors and the backward's scratch
+
+struct Model {
+  ModelConfig config;
+  std::vector<ParamInfo> params;  // in buffer order
+  size_t num_floats = 0;          // length of each buffer (parameters plus 64-byte alignment gaps)
+  FloatBuffer weights;            // allocated and zeroed by the constructor; see init_weights
+  FloatBuffer grads;              // allocated by alloc_grads or the first forward_backward
+  FloatBuffer adam_m, adam_v;     // allocated by alloc_optimizer_state
+
+  explicit Model(const ModelConfig& config);
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  const ParamInfo* find(std::string_view name) const;  // null if absent
+  const ParamInfo& param(std::string_view name) const;  // todae::Error naming it if absent
+  float* weight(std::string_view name) { return weights.data + param(name).offset; }
+  float* grad(std::string_view name) { return grads.data + param(name).offset; }
+
+  std::unique_ptr<Activations> acts;
+};
+
+// Normal(0, 0.02) for embeddings and matrices, with the residual-output projections (o_proj,
+// down_proj) scaled by 1/sqrt(2·layers) so the residual stream's variance does not grow with depth
+// (GPT-2); norm weights 1. Deterministic for a seed: each element's value is a function of (seed,
+// tensor index, element index) only — independent of threads and of allocation.
+void init_weights(Model& m, uint64_t seed);
+void alloc_grads(Model& m);  // zeroed
+void zero_grads(Model& m);
+void alloc_optimizer_state(Model& m);  // adam_m, adam_v zeroed
+
+// One AdamW step over all parameters (no weight decay on norm weights), using m.grads · grad_scale.
+void adamw_step(Model& m, const AdamW& opt, int step, float grad_scale = 1.0f);
+// Global L2 norm of the gradient buffer.
+double grad_norm(const Model& m);
+
+// Training step: tokens[B, T+1] (inputs are the first T of each row, targets the last T). Returns
+// the mean cross-entropy and ADDS the gradient of grad_scale · mean loss to m.grads (so gradient
+// accumulation over micro-batches is grad_scale = 1/steps, with zero_grads between optimiser steps).
+float forward_backward(Model& m, const int32_t* tokens, int B, int T, float grad_scale = 1.0f,
+                       const TrainOptions& opt = {});
+// The same with separate inputs[B, T] and targets[B, T]; a negative target is ignored (masked out
+// of the loss and the mean), e.g. for fine-tuning on answers only.
+float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, int B, int T,
+                       float grad_scale = 1.0f, const TrainOptions& opt = {});
+// Evaluation: mean loss over tokens[B, T+1]; losses[B*T], if given, receives every position's loss.
+float forward_loss(Model& m, const int32_t* tokens, int B, int T, float* losses = nullptr,
+                   bool bf16 = false);
+// Inference: logits for inputs[B, T] at positions 0..T-1: logits[B, T, V], or only the last
+// position's logits[B, V] if last_only. The B×T×V logits are materialised only when asked for.
+void forward_logits(Model& m, const int32_t* inputs, int B, int T, float* logits,
+                    bool last_only = false, bool bf16 = false);
+
+}  // namespace todae
