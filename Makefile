@@ -16,9 +16,11 @@ build:
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job on the bundled data: train a Korean-first tokenizer and show what it does.
+# The main job on the bundled data: a Korean-first tokenizer (shown token by token), then token
+# shards and a small model pretrained for a few minutes, with its samples (under 10 minutes).
 demo: deps build
 	@bash scripts/demo.sh $(BUILD)/todae
+	@bash scripts/demo_pretrain.sh $(BUILD)/todae
 
 # Everything CI runs: unit + interop tests, then the suite again under ASan+UBSan, then the fuzzers briefly.
 test: deps test-fast test-asan fuzz-smoke

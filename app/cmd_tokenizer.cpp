@@ -25,7 +25,7 @@ void write_out(std::string_view s) {
 }
 
 struct TrainArgs {
-  TrainOptions opt;
+  TokenizerTrainOptions opt;
   std::string output;
   bool quiet = false;
 };
@@ -49,7 +49,7 @@ void run_train(TrainArgs& a) {
   if (a.quiet) set_progress_enabled(false);
   a.opt.progress = !a.quiet;
   auto t0 = std::chrono::steady_clock::now();
-  TrainStats st;
+  TokenizerTrainStats st;
   Tokenizer tok = train_bpe(a.opt, &st);
   save_tokenizer(tok, a.output);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -124,7 +124,7 @@ void count_chunk(const std::string& path, std::string_view file_data, const Chun
 
 // Counts pre-tokenized words over all inputs on all threads. Bounded memory: when a table grows
 // past its budget, words seen once are dropped (they almost never reach a merge).
-WordCounts count_words(const TrainOptions& opt, int max_words, TrainStats* st, const char* label) {
+WordCounts count_words(const TokenizerTrainOptions& opt, int max_words, TokenizerTrainStats* st, const char* label) {
   std::vector<std::string> files = list_input_files(opt.inputs);
   if (files.empty()) fail("no input files");
   std::vector<std::unique_ptr<MappedFile>> maps;
@@ -292,9 +292,9 @@ void fill_learner(Learner& L, const WordCounts& counts, const std::function<void
 
 }  // namespace
 
-Tokenizer train_bpe(const TrainOptions& opt, TrainStats* stats) {
-  TrainStats local;
-  TrainStats& st = stats ? *stats : local;
+Tokenizer train_bpe(const TokenizerTrainOptions& opt, TokenizerTrainStats* stats) {
+  TokenizerTrainStats local;
+  TokenizerTrainStats& st = stats ? *stats : local;
   std::vector<std::string> specials = default_special_tokens();
   for (const auto& s : opt.extra_special) {
     if (s.empty()) fail("--special: empty token");

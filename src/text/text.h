@@ -60,7 +60,7 @@ std::string decode(const Tokenizer& tok, std::span<const int32_t> ids, bool skip
 std::vector<std::string> pretokenize(const Tokenizer& tok, std::string_view text);
 
 // ---- training ---------------------------------------------------------------------------------
-struct TrainOptions {
+struct TokenizerTrainOptions {
   std::vector<std::string> inputs;  // files or directories (text, or JSONL with jsonl_field)
   std::string jsonl_field = "text";
   int32_t vocab_size = 32000;  // including the 256 bytes and the special tokens
@@ -75,12 +75,12 @@ struct TrainOptions {
   bool progress = true;
 };
 
-struct TrainStats {
+struct TokenizerTrainStats {
   uint64_t bytes = 0, documents = 0, unique_words = 0, merges = 0, superword_merges = 0;
   double seconds_count = 0, seconds_merge = 0;
 };
 
-Tokenizer train_bpe(const TrainOptions& opt, TrainStats* stats = nullptr);
+Tokenizer train_bpe(const TokenizerTrainOptions& opt, TokenizerTrainStats* stats = nullptr);
 
 // Writes DIR/tokenizer.json and DIR/tokenizer_config.json (with the default chat template).
 void save_tokenizer(const Tokenizer& tok, const std::string& dir);

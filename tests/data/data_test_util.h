@@ -16,7 +16,7 @@ namespace todae::test {
 // A small todae tokenizer trained on the sample corpus, written to DIR/tok.
 inline std::string make_tokenizer(const TempDir& t, int vocab = 400) {
   std::string corpus = t.file("tok_corpus.txt", sample_corpus());
-  TrainOptions o;
+  TokenizerTrainOptions o;
   o.inputs = {corpus};
   o.vocab_size = vocab;
   o.progress = false;

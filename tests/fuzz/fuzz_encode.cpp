@@ -16,7 +16,7 @@ static todae::Tokenizer& trained() {
       text += "이 패키지는 리눅스에서 사용할 수 있습니다. You can install it with apt-get, it's free.\n"
               "漢字와 한글 1,234,567원 😀 tabs\tand  spaces\n\n";
     todae::write_file_atomic(dir + "/c.txt", text);
-    todae::TrainOptions o;
+    todae::TokenizerTrainOptions o;
     o.inputs = {dir + "/c.txt"};
     o.vocab_size = 600;
     o.progress = false;

@@ -126,7 +126,7 @@ TEST(Tiktoken, LoadsRankFilesAndMergesByRank) {
 TEST(Encode, BatchAndParallelEqualSequential) {
   TempDir d;
   auto in = d.file("corpus.txt", test::sample_corpus());
-  TrainOptions o;
+  TokenizerTrainOptions o;
   o.inputs = {in};
   o.vocab_size = 700;
   o.progress = false;

@@ -9,8 +9,8 @@
 using namespace todae;
 using todae::test::TempDir;
 
-static TrainOptions options(const std::string& input, int vocab) {
-  TrainOptions o;
+static TokenizerTrainOptions options(const std::string& input, int vocab) {
+  TokenizerTrainOptions o;
   o.inputs = {input};
   o.vocab_size = vocab;
   o.progress = false;
@@ -84,7 +84,7 @@ TEST(Train, SuperwordStageLearnsMultiWordTokens) {
   auto in = d.file("corpus.txt", test::sample_corpus());
   auto o = options(in, 900);
   o.superword_fraction = 0.3;
-  TrainStats st;
+  TokenizerTrainStats st;
   Tokenizer tok = train_bpe(o, &st);
   EXPECT_GT(st.superword_merges, 0u);
   auto ids = encode(tok, "사용할 수 있습니다");
@@ -109,7 +109,7 @@ TEST(Train, ReadsJsonlFields) {
   EXPECT_LT(encode(tok, "학습 데이터는").size(), 6u);
 }
 
-static std::string train_error(const TrainOptions& o) {
+static std::string train_error(const TokenizerTrainOptions& o) {
   try {
     train_bpe(o);
   } catch (const Error& e) {
