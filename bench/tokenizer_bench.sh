@@ -397,7 +397,7 @@ for V in 32 64; do
   out "- ${V}k Korean chars/token todae $(cpt "$t") vs spm $(cpt "$s") ($(calc '%+.1f' "100*(${KO_TOK[$s]}/${KO_TOK[$t]}-1)")%): $(verdict "$(ge "$(cpt "$t")" "$(cpt "$s")")"); English bytes/token todae $(bpt "$t") vs spm $(bpt "$s") ($(calc '%+.1f' "100*(${EN_TOK[$s]}/${EN_TOK[$t]}-1)")%): $(verdict "$(ge "$(bpt "$t")" "$(bpt "$s")")")"
 done
 D="todae 64k superword 0.2, max 16 words"
-[[ -z ${KO_TOK[$D]:-} ]] || out "- superword 0.2 (default max 4 words) at 64k: $(cpt "$D") chars/token (goal ≥3.4): $(verdict "$(ge "$(cpt "$D")" 3.4)")"
+[[ -z ${KO_TOK[$D]:-} ]] || out "- superword 0.2 (default max 16 words) at 64k: $(cpt "$D") chars/token (goal ≥3.4): $(verdict "$(ge "$(cpt "$D")" 3.4)")"
 out "- best superword ($BEST): $BEST_CPT chars/token (goal ≥3.4): $(verdict "$(ge "$BEST_CPT" 3.4)")"
 # lossless round trip
 rt=""
