@@ -47,6 +47,8 @@ interop: build
 bench: deps build
 	@bash scripts/install-deps.sh --bench
 	@bash bench/tokenizer_bench.sh $(BUILD)/todae
+	@bash bench/train_bench.sh --build $(BUILD) --shape S --rounds 3
+	@bash bench/train_bench.sh --build $(BUILD) --shape M --rounds 3
 
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.h')
