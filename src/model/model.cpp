@@ -69,6 +69,7 @@ Model::Model(const ModelConfig& c) : config(c), acts(std::make_unique<Activation
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerOffsets lo{};
     group();
+    layer_begin.push_back(off);
     lo.ln1 = add(p + "input_layernorm.weight", {C});
     group();
     lo.qkv = add(p + "self_attn.q_proj.weight", {c.q_dim(), C});
@@ -91,6 +92,7 @@ Model::Model(const ModelConfig& c) : config(c), acts(std::make_unique<Activation
     a.layers.push_back(lo);
   }
   group();
+  layer_begin.push_back(off);
   a.norm = add("model.norm.weight", {C});
   group();
   a.head = c.tie_word_embeddings ? a.embed : add("lm_head.weight", {V, C});
@@ -386,7 +388,15 @@ float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, 
   prepare_backward(m);
   Activations& a = *m.acts;
   const int valid = count_valid(targets, static_cast<size_t>(N));
-  if (valid == 0) return 0.0f;  // nothing to learn from; gradients unchanged
+  if (valid == 0) {  // nothing to learn from; gradients unchanged, but every stretch is final
+    if (opt.on_grads_ready) {
+      opt.on_grads_ready(a.norm, m.num_floats);
+      for (int l = L - 1; l >= 0; l--)
+        opt.on_grads_ready(m.layer_begin[static_cast<size_t>(l)], m.layer_begin[static_cast<size_t>(l) + 1]);
+      opt.on_grads_ready(0, m.layer_begin[0]);
+    }
+    return 0.0f;
+  }
   // The LM head and the loss, chunked: ∂(grad_scale · mean loss)/∂lnf into dln.
   const double sum = lm_head_cross_entropy(nullptr, a.dln.data, m.grads.data + a.head, a.lnf.data,
                                            m.weights.data + a.head, targets, N, C, V,
@@ -395,11 +405,19 @@ float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, 
   rmsnorm_backward(a.dres.data, m.grads.data + a.norm, a.dln.data,
                    a.resid.data + static_cast<size_t>(L) * N * C, m.weights.data + a.norm,
                    a.rstdf.data, N, C);
+  // Parameter order in the buffer: embedding, layers 0..L-1, final norm, (untied) head.
+  auto ready = [&](size_t begin, size_t end) {
+    if (opt.on_grads_ready && end > begin) opt.on_grads_ready(begin, end);
+  };
+  const bool tied = a.head == a.embed;
+  ready(a.norm, tied ? a.norm + static_cast<size_t>(C) : m.num_floats);
   for (int l = L - 1; l >= 0; l--) {
     if (opt.recompute) layer_forward(m, l, 0, opt.bf16);
     layer_backward(m, l, opt.recompute ? 0 : l, opt.bf16);
+    ready(m.layer_begin[static_cast<size_t>(l)], m.layer_begin[static_cast<size_t>(l) + 1]);
   }
   embedding_backward(m.grads.data + a.embed, a.dres.data, inputs, N, C);
+  ready(0, m.layer_begin[0]);
   return static_cast<float>(sum / valid);
 }
 

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -78,6 +79,11 @@ struct TrainOptions {
   // norms, attention and softmax stay f32. Twice the matmul rate on CPUs with AVX512_BF16; on
   // others the same numbers, computed more slowly than f32.
   bool bf16 = false;
+  // Called during the backward pass each time a stretch of the gradient buffer [begin, end) (in
+  // floats) holds its final value for this call: LM head and final norm first, then each layer from
+  // the last to the first, the embedding last. Data-parallel training starts summing those
+  // gradients over ranks while the earlier layers are still being differentiated.
+  std::function<void(size_t begin, size_t end)> on_grads_ready;
 };
 
 struct Activations;  // model.cpp: the forward pass's saved tensors and the backward's scratch
@@ -86,6 +92,9 @@ struct Model {
   ModelConfig config;
   std::vector<ParamInfo> params;  // in buffer order
   size_t num_floats = 0;          // length of each buffer (parameters plus 64-byte alignment gaps)
+  // Where layer l's parameters start in the buffers; layer_begin[layers] is where the final norm
+  // starts. The embedding is [0, layer_begin[0]).
+  std::vector<size_t> layer_begin;
   FloatBuffer weights;            // allocated and zeroed by the constructor; see init_weights
   FloatBuffer grads;              // allocated by alloc_grads or the first forward_backward
   FloatBuffer adam_m, adam_v;     // allocated by alloc_optimizer_state

@@ -178,19 +178,36 @@ void dist_finalize(const Dist& d) {
 #endif
 }
 
-// Sums floats over ranks in place, in buckets of 4M floats (16 MB) so no single message needs a
-// second full-size staging buffer inside MPI. For two ranks a+b is exact-commutative, so every
-// rank ends with the same bits.
-void allreduce_sum(const Dist& d, float* x, size_t n) {
+// Sums the gradient buffer over ranks while the backward pass is still running: the model reports
+// each stretch of gradients as soon as it is final (head, then layers from the last, embedding
+// last) and a non-blocking all-reduce starts on it; finish() waits for all of them. OpenMPI has no
+// progress thread by default, so each new start also tests the outstanding ones to move them on.
+struct GradReducer {
 #ifdef TODAE_HAVE_MPI
-  if (!d.mpi) return;
-  const size_t bucket = size_t(4) << 20;
-  for (size_t i = 0; i < n; i += bucket) {
-    int len = static_cast<int>(std::min(bucket, n - i));
-    MPI_Allreduce(MPI_IN_PLACE, x + i, len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-  }
+  std::vector<MPI_Request> reqs;
 #endif
-}
+  void start(const Dist& d, float* g, size_t begin, size_t end) {
+#ifdef TODAE_HAVE_MPI
+    if (!d.mpi) return;
+    const size_t bucket = size_t(4) << 20;
+    for (size_t i = begin; i < end; i += bucket) {
+      MPI_Request r;
+      MPI_Iallreduce(MPI_IN_PLACE, g + i, static_cast<int>(std::min(bucket, end - i)), MPI_FLOAT, MPI_SUM,
+                     MPI_COMM_WORLD, &r);
+      reqs.push_back(r);
+    }
+    int done = 0;
+    // 4M-float buckets (16 MB) keep MPI from staging a second full-size buffer.
+    MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, MPI_STATUSES_IGNORE);
+#endif
+  }
+  void finish() {
+#ifdef TODAE_HAVE_MPI
+    if (!reqs.empty()) MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), MPI_STATUSES_IGNORE);
+    reqs.clear();
+#endif
+  }
+};
 
 void allreduce_sum(const Dist& d, double* x, int n) {
 #ifdef TODAE_HAVE_MPI
@@ -455,12 +472,17 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
     double t0 = now_s();
     zero_grads(m);
     double loss_sum = 0;
+    GradReducer reducer;
     for (int a = 0; a < c.grad_accum; a++) {
       train.next_batch(batch);
-      loss_sum += forward_backward(m, batch.data(), Bl, T, 1.0f, to);
+      TrainOptions step_to = to;
+      // On the last micro-batch, each layer's gradient sum over ranks starts as soon as it is final.
+      if (a + 1 == c.grad_accum && d.mpi)
+        step_to.on_grads_ready = [&](size_t b, size_t e) { reducer.start(d, m.grads.data, b, e); };
+      loss_sum += forward_backward(m, batch.data(), Bl, T, 1.0f, step_to);
     }
-    // One message: the gradient sum; the losses and the stop flag ride in a second, tiny one.
-    allreduce_sum(d, m.grads.data, m.num_floats);
+    reducer.finish();
+    // The losses and the stop flag ride in a second, tiny message.
     double red[2] = {loss_sum, g_stop ? 1.0 : 0.0};
     allreduce_sum(d, red, 2);
     float lr = sched.at(step);
