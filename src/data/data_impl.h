@@ -282,6 +282,10 @@ void for_each_chunk(const std::vector<InputFile>& files, const InputOptions& in,
 int resolve_threads(int threads);
 std::string now_iso8601();
 double seconds_since(std::chrono::steady_clock::time_point t0);
+// The end of every stage: records inputs, options, command, input signature and time in the
+// report, then commits the stage's outputs together with report.json.
+StageReport& commit_stage(StageReport& total, const std::vector<InputFile>& files, std::string options,
+                          const CommonOptions& co, std::chrono::steady_clock::time_point t0);
 void print_warning(const std::string& w);
 
 std::string options_json(const CleanOptions& o);

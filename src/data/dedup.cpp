@@ -340,13 +340,7 @@ StageReport run_dedup(const InputOptions& in, const DedupOptions& opt, const Com
         {{"size", size}, {"kept", previews.count(root) ? previews[root] : ""}, {"duplicate", dup_previews.count(root) ? dup_previews[root] : ""}});
   extra["lsh_threshold"] = std::pow(1.0 / opt.bands, 1.0 / opt.rows);
   total.extra = extra.dump();
-  for (const auto& f : files) total.inputs.push_back(f.path);
-  total.options = with_input(in, options_json(opt));
-  total.command = co.command;
-  total.input_signature = input_signature(files);
-  total.seconds = seconds_since(t0);
-  commit_outputs(co.output, total.outputs, "report.json", report_to_json(total));
-  return total;
+  return commit_stage(total, files, with_input(in, options_json(opt)), co, t0);
 }
 
 }  // namespace todae

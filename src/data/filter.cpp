@@ -144,6 +144,22 @@ uint64_t combine(uint64_t h, uint64_t w) { return data::mix64(h * 0x100000001b3u
 
 std::vector<std::string> filter_rule_names() { return rule_names(); }
 
+// Counts one character into the statistics both text_stats and filter_reason gather.
+static inline void tally(TextStats& s, Kind k, uint32_t cp) {
+  ++s.chars;
+  switch (k) {
+    case kSpace: ++s.spaces; break;
+    case kHangul: ++s.hangul; break;
+    case kLatin: ++s.latin; break;
+    case kHan: ++s.han; break;
+    case kOtherLetter: ++s.other_letters; break;
+    case kDigit: ++s.digits; break;
+    case kMark: break;
+    case kSymbol: ++s.symbols; break;
+  }
+  if (cp == '\n') ++s.lines;
+}
+
 TextStats text_stats(std::string_view text) {
   TextStats s;
   bool in_word = false;
@@ -151,18 +167,7 @@ TextStats text_stats(std::string_view text) {
   for (size_t i = 0; i < text.size();) {
     uint32_t cp;
     Kind k = next_kind(text, i, &cp);
-    ++s.chars;
-    switch (k) {
-      case kSpace: ++s.spaces; break;
-      case kHangul: ++s.hangul; break;
-      case kLatin: ++s.latin; break;
-      case kHan: ++s.han; break;
-      case kOtherLetter: ++s.other_letters; break;
-      case kDigit: ++s.digits; break;
-      case kMark: break;
-      case kSymbol: ++s.symbols; break;
-    }
-    if (cp == '\n') ++s.lines;
+    tally(s, k, cp);
     if (k == kSpace) {
       in_word = false;
     } else if (!in_word) {
@@ -195,18 +200,7 @@ std::string filter_reason(std::string_view text, const FilterOptions& opt, std::
     size_t at = i;
     uint32_t cp;
     Kind k = next_kind(text, i, &cp);
-    ++s.chars;
-    switch (k) {
-      case kSpace: ++s.spaces; break;
-      case kHangul: ++s.hangul; break;
-      case kLatin: ++s.latin; break;
-      case kHan: ++s.han; break;
-      case kOtherLetter: ++s.other_letters; break;
-      case kDigit: ++s.digits; break;
-      case kMark: break;
-      case kSymbol: ++s.symbols; break;
-    }
-    if (cp == '\n') ++s.lines;
+    tally(s, k, cp);
     if (cp == '#' || cp == 0x2026) ++hash_ellipsis;
     if (cp == '.' && i + 1 < text.size() && text[i] == '.' && text[i + 1] == '.' && (at == 0 || text[at - 1] != '.'))
       ++hash_ellipsis;

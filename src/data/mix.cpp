@@ -167,13 +167,7 @@ StageReport run_mix(const InputOptions& in, const MixOptions& opt, const CommonO
   extra["bytes_out_per_group"] = ojson::object();
   for (auto& [g, b] : out_bytes) extra["bytes_out_per_group"][g] = b;
   total.extra = extra.dump();
-  for (const auto& f : files) total.inputs.push_back(f.path);
-  total.options = with_input(in, options_json(opt));
-  total.command = co.command;
-  total.input_signature = input_signature(files);
-  total.seconds = seconds_since(t0);
-  commit_outputs(co.output, total.outputs, "report.json", report_to_json(total));
-  return total;
+  return commit_stage(total, files, with_input(in, options_json(opt)), co, t0);
 }
 
 }  // namespace todae

@@ -172,8 +172,13 @@ StageReport run_map_stage(const std::string& stage, const InputOptions& in, cons
         total.merge(cd.rep);
       });
   total.outputs = writer.finish();
+  return commit_stage(total, files, options, co, t0);
+}
+
+StageReport& commit_stage(StageReport& total, const std::vector<InputFile>& files, std::string options,
+                          const CommonOptions& co, std::chrono::steady_clock::time_point t0) {
   for (const auto& f : files) total.inputs.push_back(f.path);
-  total.options = options;
+  total.options = std::move(options);
   total.command = co.command;
   total.input_signature = input_signature(files);
   total.seconds = seconds_since(t0);

@@ -425,6 +425,19 @@ void encode_text(const TokenizerImpl& t, std::string_view text, bool first, std:
 
 }  // namespace
 
+// TemplateProcessing "single": the special tokens around the sequence (e.g. <bos> first).
+static void apply_post_processor(const TokenizerImpl& t, std::vector<int32_t>* ids) {
+  if (t.post_single.empty()) return;
+  std::vector<int32_t> out;
+  for (const auto& item : t.post_single) {
+    if (item.is_sequence)
+      out.insert(out.end(), ids->begin(), ids->end());
+    else
+      out.insert(out.end(), item.ids.begin(), item.ids.end());
+  }
+  ids->swap(out);
+}
+
 std::vector<int32_t> encode(const Tokenizer& tok, std::string_view text, const EncodeOptions& opt) {
   const TokenizerImpl& t = *tok.impl;
   std::vector<int32_t> ids;
@@ -443,16 +456,7 @@ std::vector<int32_t> encode(const Tokenizer& tok, std::string_view text, const E
     }
     first = false;
   }
-  if (opt.add_special_tokens && !t.post_single.empty()) {
-    std::vector<int32_t> out;
-    for (const auto& item : t.post_single) {
-      if (item.is_sequence)
-        out.insert(out.end(), ids.begin(), ids.end());
-      else
-        out.insert(out.end(), item.ids.begin(), item.ids.end());
-    }
-    ids.swap(out);
-  }
+  if (opt.add_special_tokens) apply_post_processor(t, &ids);
   return ids;
 }
 
@@ -596,11 +600,7 @@ std::vector<int32_t> encode_parallel(const Tokenizer& tok, std::string_view text
   parallel_for(parts.size(), threads, [&](size_t i) { parts[i] = encode(tok, text.substr(cuts[i], cuts[i + 1] - cuts[i]), inner); });
   std::vector<int32_t> ids;
   for (auto& p : parts) ids.insert(ids.end(), p.begin(), p.end());
-  if (opt.add_special_tokens && !t.post_single.empty()) {
-    std::vector<int32_t> out;
-    for (const auto& item : t.post_single) out.insert(out.end(), item.is_sequence ? ids.begin() : item.ids.begin(), item.is_sequence ? ids.end() : item.ids.end());
-    ids.swap(out);
-  }
+  if (opt.add_special_tokens) apply_post_processor(t, &ids);
   return ids;
 }
 
