@@ -203,7 +203,9 @@ CpuFeatures detect() {
     f.avx512dq = b & (1u << 17);
     f.avx512bw = b & (1u << 30);
     f.avx512vl = b & (1u << 31);
+    f.avx512vnni = c & (1u << 11);
     __cpuid_count(7, 1, a, b, c, d);
+    f.avxvnni = a & (1u << 4);
     f.avx512bf16 = a & (1u << 5);
   }
   return f;

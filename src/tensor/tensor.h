@@ -105,6 +105,8 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512bf16 = false;  // vdpbf16ps / vcvtneps2bf16
+  bool avx512vnni = false;  // vpdpbusd on zmm/ymm (EVEX): the int8 dot products of quant.h
+  bool avxvnni = false;     // vpdpbusd on ymm (VEX encoding, AVX-VNNI)
   bool os_avx = false, os_avx512 = false;  // the OS saves the YMM / ZMM state (XGETBV)
 };
 const CpuFeatures& cpu_features();
