@@ -1,0 +1,164 @@
+// The Llama / Qwen3 decoder for inference: the same layer sequence as src/model's training forward
+// (RMSNorm → q,k,v → [QK-norm] → RoPE → causal attention → o → residual; RMSNorm → gate|up →
+// SwiGLU → down → residual), over a batch of tokens from several sequences, with keys and values
+// appended to the KV cache and attention reading it back.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "infer/infer.h"
+
+namespace todae {
+
+struct ForwardScratch {
+  int cap = 0;  // rows the buffers hold
+  FloatBuffer x, xn, q, k, v, att, gu, h, up, rstd;
+
+  void reserve(const ModelConfig& c, int n) {
+    if (n <= cap) return;
+    cap = n;
+    const size_t N = size_t(n);
+    x = FloatBuffer(N * c.hidden_size);
+    xn = FloatBuffer(N * c.hidden_size);
+    q = FloatBuffer(N * c.q_dim());
+    k = FloatBuffer(N * c.kv_dim());
+    v = FloatBuffer(N * c.kv_dim());
+    att = FloatBuffer(N * c.q_dim());
+    gu = FloatBuffer(N * 2 * size_t(c.intermediate_size));
+    h = FloatBuffer(N * c.intermediate_size);
+    up = FloatBuffer(N * c.intermediate_size);
+    rstd = FloatBuffer(N * std::max(c.num_attention_heads, 1));
+  }
+};
+
+Forward::Forward() : s(std::make_unique<ForwardScratch>()) {}
+Forward::~Forward() = default;
+Forward::Forward(Forward&&) noexcept = default;
+Forward& Forward::operator=(Forward&&) noexcept = default;
+
+KVView KVCache::view(int layer, int slot) {
+  KVView v;
+  v.type = type;
+  v.row_bytes = row_bytes;
+  uint8_t* base = data.data + ((size_t(layer) * slots + slot) * 2) * size_t(ctx) * row_bytes;
+  v.k = base;
+  v.v = base + size_t(ctx) * row_bytes;
+  return v;
+}
+
+KVCache make_kv_cache(const InferModel& m, int ctx, int slots, WType type) {
+  if (type != WType::F32 && type != WType::F16 && type != WType::Q8_0)
+    fail("KV cache type ", wtype_name(type), " is not supported (use f32, f16 or q8_0)");
+  if (ctx <= 0 || slots <= 0) fail("KV cache needs a positive context and slot count");
+  if (ctx > m.rope_positions)
+    fail("context ", ctx, " is longer than the model's ", m.rope_positions, " positions");
+  const int kv_dim = m.config.kv_dim();
+  if (type == WType::Q8_0 && kv_dim % kQuantBlock != 0)
+    fail("a q8_0 KV cache needs the key/value width (", kv_dim, ") to be a multiple of 32; use f16");
+  KVCache c;
+  c.type = type;
+  c.slots = slots;
+  c.ctx = ctx;
+  c.layers = m.config.num_hidden_layers;
+  c.kv_dim = kv_dim;
+  c.row_bytes = wtype_row_bytes(type, kv_dim);
+  const size_t bytes = size_t(c.layers) * slots * 2 * size_t(ctx) * c.row_bytes;
+  c.data = Buffer<uint8_t>(bytes);
+  c.length.assign(slots, 0);
+  return c;
+}
+
+void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, float* logits,
+                   float* hidden) {
+  const ModelConfig& c = m.config;
+  const int N = b.size();
+  if (N == 0) return;
+  const int C = c.hidden_size, H = c.num_attention_heads, KVH = c.num_key_value_heads,
+            D = c.head_dim, F = c.intermediate_size, V = c.vocab_size;
+  const int qd = c.q_dim(), kvd = c.kv_dim();
+  const float eps = float(c.rms_norm_eps);
+
+  // Validate the batch against the cache before touching anything: positions must continue each
+  // slot's cache and stay inside it, so a bad request is an error, not a corrupted cache.
+  struct Run {
+    int begin, n, slot, pos0;
+  };
+  std::vector<Run> runs;
+  for (int i = 0; i < N; i++) {
+    const int s = b.slot[i];
+    if (s < 0 || s >= cache.slots) fail("batch entry ", i, ": slot ", s, " outside the cache's ", cache.slots);
+    if (b.tokens[i] < 0 || b.tokens[i] >= V) fail("token id ", b.tokens[i], " is outside the vocabulary (", V, ")");
+    if (runs.empty() || runs.back().slot != s) {
+      for (const Run& r : runs)
+        if (r.slot == s) fail("batch entries of slot ", s, " are not consecutive");
+      if (b.pos[i] != cache.length[s])
+        fail("batch entry ", i, ": position ", b.pos[i], " does not continue slot ", s, " (holds ",
+             cache.length[s], ")");
+      runs.push_back({i, 1, s, b.pos[i]});
+    } else {
+      if (b.pos[i] != b.pos[i - 1] + 1) fail("batch entry ", i, ": positions of slot ", s, " are not consecutive");
+      runs.back().n++;
+    }
+    if (b.pos[i] >= cache.ctx) fail("position ", b.pos[i], " is past the context (", cache.ctx, ")");
+  }
+
+  ForwardScratch& s = *fw.s;
+  s.reserve(c, N);
+  float* x = s.x.data;
+  embed_rows(x, m.embed, b.tokens.data(), N);
+
+  const float scale = 1.0f / std::sqrt(float(D));
+  for (int l = 0; l < c.num_hidden_layers; l++) {
+    const InferLayer& L = m.layers[l];
+    rmsnorm_forward(s.xn.data, s.rstd.data, x, L.attn_norm, N, C, eps);
+    matmul_w(s.q.data, s.xn.data, N, L.q);
+    matmul_w(s.k.data, s.xn.data, N, L.k);
+    matmul_w(s.v.data, s.xn.data, N, L.v);
+    if (L.q_norm) {
+      head_rmsnorm_forward(s.q.data, s.rstd.data, s.q.data, L.q_norm, N, H, D, qd, eps);
+      head_rmsnorm_forward(s.k.data, s.rstd.data, s.k.data, L.k_norm, N, KVH, D, kvd, eps);
+    }
+    rope_forward(s.q.data, m.rope_cos.data(), m.rope_sin.data(), b.pos.data(), N, H, D, qd);
+    rope_forward(s.k.data, m.rope_cos.data(), m.rope_sin.data(), b.pos.data(), N, KVH, D, kvd);
+    for (const Run& r : runs) {
+      KVView kv = cache.view(l, r.slot);
+      kv_store(kv, r.pos0, s.k.data + size_t(r.begin) * kvd, s.v.data + size_t(r.begin) * kvd, r.n, kvd);
+      attention_cached(s.att.data + size_t(r.begin) * qd, s.q.data + size_t(r.begin) * qd, kv, r.pos0,
+                       r.n, H, KVH, D, scale);
+    }
+    matmul_w(x, s.att.data, N, L.o, /*accumulate=*/true);
+
+    rmsnorm_forward(s.xn.data, s.rstd.data, x, L.ffn_norm, N, C, eps);
+    // gate and up are separate matrices (as in both file formats); swiglu wants [gate | up] rows
+    matmul_w(s.h.data, s.xn.data, N, L.gate);
+    matmul_w(s.up.data, s.xn.data, N, L.up);
+    for (int n = 0; n < N; n++) {
+      std::memcpy(s.gu.data + size_t(n) * 2 * F, s.h.data + size_t(n) * F, sizeof(float) * F);
+      std::memcpy(s.gu.data + size_t(n) * 2 * F + F, s.up.data + size_t(n) * F, sizeof(float) * F);
+    }
+    swiglu_forward(s.h.data, s.gu.data, N, F);
+    matmul_w(x, s.h.data, N, L.down, /*accumulate=*/true);
+  }
+  for (const Run& r : runs) cache.length[r.slot] = r.pos0 + r.n;
+
+  // Final norm and LM head only for the rows asked for (and every row when hidden is wanted).
+  if (hidden) {
+    rmsnorm_forward(hidden, s.rstd.data, x, m.final_norm, N, C, eps);
+  }
+  if (logits) {
+    int n_want = 0;
+    for (int i = 0; i < N; i++)
+      if (b.want_logits[i]) {
+        if (hidden) std::memcpy(s.xn.data + size_t(n_want) * C, hidden + size_t(i) * C, sizeof(float) * C);
+        else std::memcpy(s.xn.data + size_t(n_want) * C, x + size_t(i) * C, sizeof(float) * C);
+        n_want++;
+      }
+    if (n_want) {
+      if (!hidden) rmsnorm_forward(s.xn.data, s.rstd.data, s.xn.data, m.final_norm, n_want, C, eps);
+      matmul_w(logits, s.xn.data, n_want, m.lm_head);
+    }
+    (void)V;
+  }
+}
+
+}  // namespace todae
