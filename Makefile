@@ -3,7 +3,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
-FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf
+FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja
 
 .PHONY: all deps build demo test test-fast test-asan fuzz-smoke interop bench format clean
 
@@ -41,7 +41,11 @@ fuzz-smoke:
 	@cmake --build build-fuzz -j $(JOBS) --target $(FUZZERS)
 	@bash tests/fuzz/run.sh build-fuzz 30
 
+# Interop with the reference tools: tokenizers and chat templates (npm), llama.cpp (built once from
+# node-llama-cpp@3.21.1's bundled source into ~/.cache/todae/llama.cpp, ~12 min on 2 cores), PyTorch.
 interop: build
+	@bash scripts/build-llama-cpp.sh > /dev/null
+	@cmake -S . -B $(BUILD) > /dev/null
 	@cd $(BUILD) && ctest --output-on-failure -L interop
 
 bench: deps build

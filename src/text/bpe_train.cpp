@@ -29,7 +29,7 @@ std::string default_chat_template() {
   return "{{- bos_token -}}\n"
          "{%- if tools -%}\n"
          "<|system|>You can call these tools. To call one, answer with <|tool_call|>{\"name\": ..., \"arguments\": {...}}<|/tool_call|>.\n"
-         "{%- for tool in tools %}\n{{ tool | tojson }}{%- endfor -%}\n"
+         "{%- for tool in tools %}{{ '\\n' }}{{ tool | tojson }}{%- endfor -%}\n"
          "<|end|>\n"
          "{%- endif -%}\n"
          "{%- for message in messages -%}\n"

