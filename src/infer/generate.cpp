@@ -55,7 +55,8 @@ GenerateStats generate(InferModel& m, KVCache& cache, int slot, const std::vecto
   st.finish_reason = "length";
   auto t_decode = t1;
   for (int n = 0; n < opt.max_tokens; n++) {
-    const int32_t id = sampler.sample(logits.data(), V, on_token ? &lp : nullptr);
+    const int32_t id = sampler.sample(logits.data(), V, opt.logprobs ? &lp : nullptr);
+    lp.id = id;
     if (n == 0) {
       st.ttft_seconds = std::chrono::duration<double>(clock::now() - t0).count();
       t_decode = clock::now();

@@ -179,6 +179,7 @@ struct GenerateOptions {
   std::vector<std::string> stop;
   SamplingParams sampling;
   bool ignore_eos = false;   // benchmarks: keep going past end-of-generation tokens
+  bool logprobs = false;     // fill TokenLogprob::logprob / top for on_token (costs a softmax)
   int prompt_chunk = 512;    // tokens per forward pass while reading the prompt
 };
 

@@ -245,7 +245,13 @@ void init_once() {
     }
     g_table.store(table_for(isa));
     g_isa.store(static_cast<int>(isa));
-    set_threads(default_threads());
+    // keep a thread count chosen before the first kernel ran (set_threads is public)
+    bool have_pool;
+    {
+      std::lock_guard lock(detail::g_pool_mu);
+      have_pool = detail::g_pool != nullptr;
+    }
+    if (!have_pool) set_threads(default_threads());
   });
 }
 
