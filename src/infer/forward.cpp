@@ -10,9 +10,21 @@
 
 namespace todae {
 
+// Prompt chunks of at least this many rows that start a sequence use the tiled attention kernel.
+constexpr int kFlashRows = 16;
+
 struct ForwardScratch {
   int cap = 0;  // rows the buffers hold
   FloatBuffer x, xn, q, k, v, att, gu, h, up, rstd;
+  FloatBuffer qkv, lse;  // packed q|k|v rows and log-sum-exps for the tiled prompt attention
+  int qkv_cap = 0;
+
+  void reserve_qkv(const ModelConfig& c, int n) {
+    if (n <= qkv_cap) return;
+    qkv_cap = n;
+    qkv = FloatBuffer(size_t(n) * c.qkv_dim());
+    lse = FloatBuffer(size_t(n) * c.num_attention_heads);
+  }
 
   void reserve(const ModelConfig& c, int n) {
     if (n <= cap) return;
@@ -122,9 +134,25 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
     rope_forward(s.k.data, m.rope_cos.data(), m.rope_sin.data(), b.pos.data(), N, KVH, D, kvd);
     for (const Run& r : runs) {
       KVView kv = cache.view(l, r.slot);
-      kv_store(kv, r.pos0, s.k.data + size_t(r.begin) * kvd, s.v.data + size_t(r.begin) * kvd, r.n, kvd);
-      attention_cached(s.att.data + size_t(r.begin) * qd, s.q.data + size_t(r.begin) * qd, kv, r.pos0,
-                       r.n, H, KVH, D, scale);
+      const float* qr = s.q.data + size_t(r.begin) * qd;
+      const float* kr = s.k.data + size_t(r.begin) * kvd;
+      const float* vr = s.v.data + size_t(r.begin) * kvd;
+      kv_store(kv, r.pos0, kr, vr, r.n, kvd);
+      if (r.pos0 == 0 && r.n >= kFlashRows) {
+        // A prompt read from the start: every key is in this batch, in f32, so the training
+        // model's tiled attention applies (much faster than reading the cache row by row).
+        s.reserve_qkv(c, r.n);
+        const int w = qd + 2 * kvd;
+        for (int i = 0; i < r.n; i++) {
+          float* row = s.qkv.data + size_t(i) * w;
+          std::memcpy(row, qr + size_t(i) * qd, sizeof(float) * qd);
+          std::memcpy(row + qd, kr + size_t(i) * kvd, sizeof(float) * kvd);
+          std::memcpy(row + qd + kvd, vr + size_t(i) * kvd, sizeof(float) * kvd);
+        }
+        attention_forward(s.att.data + size_t(r.begin) * qd, s.lse.data, s.qkv.data, 1, r.n, H, KVH, D, scale);
+      } else {
+        attention_cached(s.att.data + size_t(r.begin) * qd, qr, kv, r.pos0, r.n, H, KVH, D, scale);
+      }
     }
     matmul_w(x, s.att.data, N, L.o, /*accumulate=*/true);
 
