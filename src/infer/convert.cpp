@@ -166,7 +166,10 @@ std::string tokenizer_json_from_gguf(const GgufFile& f) {
       {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
       {"model",
        {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", nullptr},
-        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+        {"end_of_word_suffix", nullptr}, {"fuse_unk", false}, {"byte_fallback", false},
+        // llama.cpp's "llama-bpe" looks a whole piece up in the vocabulary before merging (as
+        // Llama-3's tokenizer.json says with ignore_merges); its other pre-types do not
+        {"ignore_merges", pre == "llama-bpe" || pre == "llama3"},
         {"vocab", vocab}, {"merges", mv->strings}}},
   };
   return tj.dump();

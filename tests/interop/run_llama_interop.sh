@@ -7,12 +7,15 @@
 #      (tests/interop/ref_llama.py) within 1e-4 (f32, relative to the largest logit);
 #   3. GGUFs written by llama.cpp's llama-quantize (Q8_0, Q4_0; --pure and its default mix) from our
 #      F32 GGUF load in todae and give the same greedy tokens as llama.cpp.
-# usage: run_llama_interop.sh TODAE DUMP_LOGITS [LLAMA_BIN_DIR]   (default: scripts/build-llama-cpp.sh)
+#   4. tokenizers of GGUF files todae did not write (tokenizer.ggml.*: llama-bpe, qwen2, gpt-2) give
+#      the ids of llama.cpp's own test vectors (models/ggml-vocab-*.gguf.inp/.out in its source).
+# usage: run_llama_interop.sh TODAE DUMP_LOGITS [LLAMA_BIN_DIR [GGUF_VOCAB_CHECK]]
 set -euo pipefail
 todae=$(realpath "$1")
 dump=$(realpath "$2")
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${3:-$(bash "$root/scripts/build-llama-cpp.sh" | tail -1)}
+vocab_check=${4:-}
 py=/usr/bin/python3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -81,5 +84,15 @@ print("%.2e" % (np.abs(a - b).max() / np.abs(b).max()))' "$work/todae.f32" "$wor
     done
   done
 done
+if [[ -n "$vocab_check" ]]; then
+  echo "== tokenizers rebuilt from other GGUFs vs llama.cpp's test vectors =="
+  for v in llama-bpe qwen2 gpt-2; do
+    f="$bin/../../src/models/ggml-vocab-$v.gguf"
+    if [[ -f "$f" ]]; then
+      got=$("$vocab_check" "$f" 2>&1 | tail -1)
+      check "$v: ${got##*: }" 0 "$("$vocab_check" "$f" >/dev/null 2>&1; echo $?)"
+    fi
+  done
+fi
 if (( fails )); then echo "llama interop: $fails check(s) FAILED"; exit 1; fi
 echo "llama interop: all checks passed"
