@@ -123,9 +123,8 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
   for (int l = 0; l < c.num_hidden_layers; l++) {
     const InferLayer& L = m.layers[l];
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.attn_norm, N, C, eps);
-    matmul_w(s.q.data, s.xn.data, N, L.q);
-    matmul_w(s.k.data, s.xn.data, N, L.k);
-    matmul_w(s.v.data, s.xn.data, N, L.v);
+    const MatmulOut qkv[3] = {{s.q.data, &L.q}, {s.k.data, &L.k}, {s.v.data, &L.v}};
+    matmul_w_many(s.xn.data, N, qkv);
     if (L.q_norm) {
       head_rmsnorm_forward(s.q.data, s.rstd.data, s.q.data, L.q_norm, N, H, D, qd, eps);
       head_rmsnorm_forward(s.k.data, s.rstd.data, s.k.data, L.k_norm, N, KVH, D, kvd, eps);
@@ -158,8 +157,8 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
 
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.ffn_norm, N, C, eps);
     // gate and up are separate matrices (as in both file formats); swiglu wants [gate | up] rows
-    matmul_w(s.h.data, s.xn.data, N, L.gate);
-    matmul_w(s.up.data, s.xn.data, N, L.up);
+    const MatmulOut gate_up[2] = {{s.h.data, &L.gate}, {s.up.data, &L.up}};
+    matmul_w_many(s.xn.data, N, gate_up);
     for (int n = 0; n < N; n++) {
       std::memcpy(s.gu.data + size_t(n) * 2 * F, s.h.data + size_t(n) * F, sizeof(float) * F);
       std::memcpy(s.gu.data + size_t(n) * 2 * F + F, s.up.data + size_t(n) * F, sizeof(float) * F);

@@ -283,6 +283,52 @@ void matmul_w(float* y, const float* x, int N, const WMatrix& W, bool accumulate
   });
 }
 
+void matmul_w_many(const float* x, int N, std::span<const MatmulOut> outs) {
+  bool streaming = N <= kMatmulStreamRows && N > 0;
+  for (const MatmulOut& o : outs) {
+    check_matrix(*o.W, "matmul_w_many");
+    if (o.W->cols != outs[0].W->cols) fail("matmul_w_many: matrices with different input widths");
+    if (o.W->rows == 0 || o.W->cols == 0) streaming = false;
+  }
+  if (!streaming || outs.size() < 2) {
+    for (const MatmulOut& o : outs) matmul_w(o.y, x, N, *o.W, o.accumulate);
+    return;
+  }
+  // One pool job for all the matrices (decode): the same chunking as matmul_w, over the
+  // concatenated rows, so a layer's q, k, v (or gate, up) cost one synchronisation, not three.
+  const detail::QuantTable& t = qt();
+  const int cols = outs[0].W->cols;
+  const void* xq = nullptr;
+  size_t xs = 0;
+  for (const MatmulOut& o : outs)
+    if (wtype_is_block(o.W->type) && !xq) {
+      xs = (detail::xq_row_bytes(cols) + 63) / 64 * 64;
+      void* buf = detail::thread_scratch(11, static_cast<size_t>(N) * xs / 4 + 16);
+      t.prep_x(x, N, cols, buf, xs);
+      xq = buf;
+    }
+  struct Chunk {
+    const MatmulOut* o;
+    int r0, r1;
+  };
+  std::vector<Chunk> chunks;
+  const int threads = detail::pool_threads();
+  for (const MatmulOut& o : outs) {
+    const WMatrix& W = *o.W;
+    const int64_t total = int64_t{W.rows} * static_cast<int64_t>(W.row_bytes) * ((N + 3) / 4);
+    int tasks = static_cast<int>(std::min<int64_t>(int64_t{threads} * 8, std::max<int64_t>(1, total >> 15)));
+    int per = (W.rows + tasks - 1) / tasks;
+    per = (per + 3) / 4 * 4;
+    for (int r = 0; r < W.rows; r += per) chunks.push_back({&o, r, std::min(W.rows, r + per)});
+  }
+  parallel(static_cast<int>(chunks.size()), [&](int i) {
+    const Chunk& c = chunks[i];
+    const WMatrix& W = *c.o->W;
+    t.gemv(static_cast<int>(W.type), c.o->y, W.rows, x, xq, xs, N, W.data, W.row_bytes, cols, c.r0, c.r1,
+           c.o->accumulate);
+  });
+}
+
 void embed_rows(float* out, const WMatrix& W, const int32_t* tokens, int N) {
   check_matrix(W, "embed_rows");
   if (N < 0) fail("embed_rows: negative row count ", N);

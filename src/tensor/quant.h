@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace todae {
 
@@ -59,6 +60,15 @@ struct WMatrix {
 // the f32 GEMM on dequantized weights.
 void matmul_w(float* y, const float* x, int N, const WMatrix& W, bool accumulate = false);
 inline constexpr int kMatmulStreamRows = 8;
+
+// Several matrices of the same input width applied to the same x (a layer's q, k, v; gate, up):
+// outs[i].y[N, W.rows] = x·Wᵢᵀ. For decode-sized N one pool job serves them all.
+struct MatmulOut {
+  float* y;
+  const WMatrix* W;
+  bool accumulate = false;
+};
+void matmul_w_many(const float* x, int N, std::span<const MatmulOut> outs);
 
 // out[N, W.cols] = the rows W[tokens[n]] as f32; a token outside [0, W.rows) is a todae::Error.
 void embed_rows(float* out, const WMatrix& W, const int32_t* tokens, int N);

@@ -85,24 +85,29 @@ class Pool {
   }
   int size() const { return n_; }
 
+  // The caller hands out indices together with whichever workers are awake, then waits only for
+  // the workers that joined the job (busy_), never for one the OS has not scheduled yet: on a
+  // loaded machine a sleeping worker would otherwise stall every job by a scheduler time slice.
+  // Joining is a Dekker handshake on two seq_cst atomics: a worker counts itself in busy_ and then
+  // reads closed_; the caller closes the job and then reads busy_. Either the caller sees the
+  // worker (and waits for it) or the worker sees the job closed (and touches nothing). A late
+  // worker that finds the NEXT job open simply helps with that one, counted in its busy_.
   void run(int n, void (*fn)(void*, int), void* ctx) {
     std::lock_guard lock(mu_);  // one job at a time (callers on other threads wait)
     fn_ = fn, ctx_ = ctx, count_ = n;
     next_.store(0);
-    active_.store(n_ - 1);
-    gen_.fetch_add(1, std::memory_order_release);
+    closed_.store(false);
+    gen_.fetch_add(1);
     gen_.notify_all();
     t_in_pool = true;
     drain();
     t_in_pool = false;
-    // wait for the workers to finish their last index
-    for (int spin = 0; active_.load(std::memory_order_acquire) != 0; spin++) {
-      if (spin < 4096) {
-        __builtin_ia32_pause();
-      } else {
-        int a = active_.load();
-        if (a != 0) active_.wait(a);
-      }
+    closed_.store(true);
+    for (int spin = 0;; spin++) {
+      const int b = busy_.load();
+      if (b == 0) break;
+      if (spin < 4096) __builtin_ia32_pause();
+      else busy_.wait(b);
     }
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
   }
@@ -136,8 +141,9 @@ class Pool {
       }
       seen = g;
       if (stop_.load()) return;
-      drain();
-      if (active_.fetch_sub(1, std::memory_order_acq_rel) == 1) active_.notify_one();
+      busy_.fetch_add(1);
+      if (!closed_.load()) drain();
+      if (busy_.fetch_sub(1) == 1) busy_.notify_one();
     }
   }
 
@@ -145,7 +151,8 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::atomic<uint64_t> gen_{0};
-  std::atomic<int> next_{0}, active_{0};
+  std::atomic<int> next_{0}, busy_{0};
+  std::atomic<bool> closed_{true};
   std::atomic<bool> stop_{false};
   void (*fn_)(void*, int) = nullptr;
   void* ctx_ = nullptr;
