@@ -33,3 +33,9 @@ echo "run folder (a Hugging Face model folder: config.json, model.safetensors, t
 echo "loss curve: $out/run/loss.png"
 # Stated target for this CI-sized run: 1500 steps reach 4.85, 4000 steps 4.70 in 2m53s on 2 cores (measured 2026-11-27).
 awk -v v="$val" -v s="$steps" 'BEGIN { lim = (s >= 4000) ? 4.9 : 5.3; if (v + 0 > lim) { print "FAIL: val_loss " v " above " lim; exit 1 } }'
+
+echo
+echo "== 5. Run it: export to GGUF (q8_0, what llama.cpp runs) and continue a prompt with todae generate =="
+"$todae" quantize --input "$out/run" --output "$out/model-q8_0.gguf" --type q8_0
+"$todae" generate --model "$out/model-q8_0.gguf" --prompt "대한민국의 수도는" --max-tokens 48 --temperature 0.7 --seed 1 --stats
+echo "chat with it: $todae chat --model $out/model-q8_0.gguf"
