@@ -8,10 +8,11 @@ PKGS=(
   clang libclang-rt-14-dev clang-format
   nlohmann-json3-dev libutf8proc-dev libpcre2-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libxxhash-dev libzstd-dev zlib1g-dev
+  libxxhash-dev libzstd-dev zlib1g-dev libcpp-httplib-dev
   libopenblas-dev libopenmpi-dev openmpi-bin
   gnuplot-nox python3-torch python3-numpy
   nodejs npm
+  chromium fonts-noto-cjk
 )
 # Benchmarks only (peers): SentencePiece. Pass --bench to add them.
 if [[ "${1:-}" == "--bench" ]]; then

@@ -1,0 +1,45 @@
+// todae serve: an OpenAI-compatible HTTP server for one model, with continuous batching and a web
+// chat page. Public API of the module (app/cmd_serve.cpp is its only caller).
+//
+//   GET  /                     the chat page (embedded HTML/JS, no CDN)
+//   GET  /health               {"status":"ok",...}
+//   GET  /metrics              Prometheus text
+//   GET  /v1/models
+//   POST /v1/chat/completions  messages, n, logprobs, stream (+ include_usage), stop, seed,
+//                              penalties, tools + tool_choice, response_format (grammar-enforced)
+//   POST /v1/completions
+//   POST /v1/embeddings        mean-pooled final hidden state, L2-normalised
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tensor/quant.h"
+
+namespace todae::serve {
+
+struct ServeOptions {
+  std::string model_path;
+  std::string alias;  // model id clients use (default: the model's folder or file name)
+  std::string host = "127.0.0.1";
+  int port = 8080;                    // 0: any free port (printed)
+  std::vector<std::string> api_keys;  // empty: no authentication
+  int parallel = 4;                   // KV cache slots = sequences decoded together
+  int ctx = 0;                        // positions per slot (0: the model's context, at most 4096)
+  int threads = 0;                    // kernel threads (0: default)
+  int max_queue = 64;                 // requests waiting for a slot before 429
+  int batch_tokens = 512, prefill_chunk = 256;
+  size_t max_body_bytes = size_t{8} << 20;
+  std::optional<WType> weight_type;
+  WType kv_type = WType::F16;
+  double shutdown_grace_s = 10;
+  bool quiet = false;
+  std::string port_file;  // written with the bound port once listening (tests)
+};
+
+// Loads the model, listens, and serves until SIGTERM/SIGINT (then finishes running requests for
+// up to shutdown_grace_s and stops). Returns the process exit code.
+int run_serve(const ServeOptions& opt);
+
+}  // namespace todae::serve

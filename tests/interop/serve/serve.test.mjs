@@ -1,0 +1,484 @@
+// `todae serve` driven by the official OpenAI client (openai@6.30.1) and by raw HTTP.
+//
+//   TODAE_BIN=build/todae TODAE_MODEL=DIR NODE_PATH=.../node_modules node --test serve.test.mjs
+// (run.sh makes the tiny model and sets these). Each server runs on a free loopback port.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import http from "node:http";
+import { createRequire } from "node:module";
+
+const require = createRequire(join(process.env.TODAE_NODE_MODULES ?? ".", "x.js"));
+const { default: OpenAI } = await import(require.resolve("openai"));
+
+const BIN = process.env.TODAE_BIN;
+const MODEL = process.env.TODAE_MODEL;
+if (!BIN || !MODEL) throw new Error("set TODAE_BIN and TODAE_MODEL");
+const KEY = "sk-todae-test";
+const tmp = mkdtempSync(join(tmpdir(), "todae-serve-"));
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Starts `todae serve` on a free port; resolves when it listens.
+async function startServer(name, args) {
+  const portFile = join(tmp, name + ".port");
+  const proc = spawn(BIN, ["serve", "--model", MODEL, "--port", "0", "--port-file", portFile, "--alias", "tiny", ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let log = "";
+  proc.stderr.on("data", (d) => (log += d));
+  const exited = new Promise((r) => proc.on("exit", (code, sig) => r({ code, sig })));
+  for (let i = 0; i < 300 && !existsSync(portFile); i++) {
+    if (proc.exitCode !== null) break;
+    await sleep(50);
+  }
+  if (!existsSync(portFile)) throw new Error(`server ${name} did not start:\n${log}`);
+  const port = Number(readFileSync(portFile, "utf8"));
+  return { proc, port, base: `http://127.0.0.1:${port}`, exited, log: () => log };
+}
+
+function raw(port, method, path, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: "127.0.0.1", port, method, path, headers }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json = null;
+        try { json = JSON.parse(text); } catch {}
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+function assertErrorShape(json, status) {
+  assert.ok(json && json.error, `error body expected, got ${JSON.stringify(json)}`);
+  const e = json.error;
+  assert.deepEqual(Object.keys(e).sort(), ["code", "message", "param", "type"]);
+  assert.equal(typeof e.message, "string");
+  assert.ok(e.message.length > 0);
+  assert.equal(typeof e.type, "string");
+}
+
+let main, small, client, noRetry;
+
+before(async () => {
+  main = await startServer("main", ["--api-key", KEY, "--api-key", "second-key", "--parallel", "4", "--ctx", "1024"]);
+  small = await startServer("small", ["--parallel", "1", "--queue", "1", "--ctx", "16384"]);
+  client = new OpenAI({ apiKey: KEY, baseURL: main.base + "/v1", maxRetries: 0 });
+  noRetry = new OpenAI({ apiKey: "none", baseURL: small.base + "/v1", maxRetries: 0 });
+});
+
+after(async () => {
+  for (const s of [main, small]) if (s && s.proc.exitCode === null) s.proc.kill("SIGKILL");
+});
+
+const user = (content) => [{ role: "user", content }];
+
+test("models", async () => {
+  const list = await client.models.list();
+  assert.equal(list.data.length, 1);
+  assert.equal(list.data[0].id, "tiny");
+  assert.equal(list.data[0].object, "model");
+  const one = await client.models.retrieve("tiny");
+  assert.equal(one.id, "tiny");
+});
+
+test("plain chat", async () => {
+  const r = await client.chat.completions.create({ model: "tiny", messages: user("대한민국의 수도는?"), max_tokens: 16, temperature: 0 });
+  assert.match(r.id, /^chatcmpl-/);
+  assert.equal(r.object, "chat.completion");
+  assert.equal(r.model, "tiny");
+  assert.equal(r.choices.length, 1);
+  assert.equal(r.choices[0].message.role, "assistant");
+  assert.equal(typeof r.choices[0].message.content, "string");
+  assert.ok(["stop", "length"].includes(r.choices[0].finish_reason));
+  assert.ok(r.usage.prompt_tokens > 0);
+  assert.ok(r.usage.completion_tokens > 0 && r.usage.completion_tokens <= 16);
+  assert.equal(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens);
+  // System and developer messages, content parts.
+  const r2 = await client.chat.completions.create({
+    model: "tiny", max_completion_tokens: 4,
+    messages: [{ role: "developer", content: "짧게" }, { role: "user", content: [{ type: "text", text: "안녕" }] }],
+  });
+  assert.ok(r2.usage.completion_tokens <= 4);
+});
+
+test("streamed chat matches the plain answer, with a usage chunk", async () => {
+  const req = { model: "tiny", messages: user("데비안은"), max_tokens: 24, temperature: 0.9, seed: 7 };
+  const plain = await client.chat.completions.create(req);
+  const stream = await client.chat.completions.create({ ...req, stream: true, stream_options: { include_usage: true } });
+  let text = "", chunks = 0, first = null, finish = null, usage = null, id = null;
+  for await (const c of stream) {
+    chunks++;
+    id ??= c.id;
+    assert.equal(c.id, id);
+    assert.equal(c.object, "chat.completion.chunk");
+    if (c.usage) { usage = c.usage; assert.equal(c.choices.length, 0); continue; }
+    assert.equal(c.usage, null);
+    const ch = c.choices[0];
+    if (first === null) first = ch.delta;
+    if (ch.delta.content) text += ch.delta.content;
+    if (ch.finish_reason) finish = ch.finish_reason;
+  }
+  assert.equal(first.role, "assistant");
+  assert.equal(text, plain.choices[0].message.content);
+  assert.equal(finish, plain.choices[0].finish_reason);
+  assert.ok(chunks > 3);
+  assert.equal(usage.prompt_tokens, plain.usage.prompt_tokens);
+  assert.equal(usage.completion_tokens, plain.usage.completion_tokens);
+  assert.equal(usage.total_tokens, plain.usage.total_tokens);
+});
+
+test("n = 2, plain and streamed", async () => {
+  const r = await client.chat.completions.create({ model: "tiny", messages: user("리눅스 커널은"), max_tokens: 8, n: 2, seed: 3 });
+  assert.equal(r.choices.length, 2);
+  assert.deepEqual(r.choices.map((c) => c.index), [0, 1]);
+  assert.ok(r.usage.completion_tokens <= 16);
+  const s = await client.chat.completions.create({ model: "tiny", messages: user("리눅스 커널은"), max_tokens: 8, n: 2, seed: 3, stream: true });
+  const texts = ["", ""], finishes = [null, null];
+  for await (const c of s) for (const ch of c.choices) {
+    texts[ch.index] += ch.delta.content ?? "";
+    if (ch.finish_reason) finishes[ch.index] = ch.finish_reason;
+  }
+  assert.deepEqual(texts, r.choices.map((c) => c.message.content));
+  assert.ok(finishes.every((f) => f));
+});
+
+test("stop strings", async () => {
+  const req = { model: "tiny", messages: user("이 패키지는"), max_tokens: 40, temperature: 0 };
+  const full = (await client.chat.completions.create(req)).choices[0].message.content;
+  // A stop string from the middle of the greedy answer (whole characters, no replacement marks).
+  const chars = [...full];
+  let stop = null;
+  for (let i = 4; i + 2 <= chars.length && !stop; i++) {
+    const s = chars.slice(i, i + 2).join("");
+    if (!s.includes("\uFFFD") && s.trim().length === 2) stop = s;
+  }
+  assert.ok(stop, `no usable stop string in ${JSON.stringify(full)}`);
+  const cut = full.slice(0, full.indexOf(stop));
+  const r = await client.chat.completions.create({ ...req, stop: [stop, "never-appears"] });
+  assert.equal(r.choices[0].message.content, cut);
+  assert.equal(r.choices[0].finish_reason, "stop");
+  const r1 = await client.chat.completions.create({ ...req, stop });
+  assert.equal(r1.choices[0].message.content, cut);
+});
+
+test("seed reproducibility", async () => {
+  const req = { model: "tiny", messages: user("서울"), max_tokens: 30, temperature: 1, seed: 1234 };
+  const a = await client.chat.completions.create(req);
+  const b = await client.chat.completions.create(req);
+  const c = await client.chat.completions.create({ ...req, seed: 99 });
+  assert.equal(a.choices[0].message.content, b.choices[0].message.content);
+  assert.notEqual(a.choices[0].message.content, c.choices[0].message.content);
+});
+
+test("logprobs", async () => {
+  const r = await client.chat.completions.create({ model: "tiny", messages: user("한국어"), max_tokens: 6, logprobs: true, top_logprobs: 3, temperature: 0 });
+  const lp = r.choices[0].logprobs.content;
+  assert.equal(lp.length, r.usage.completion_tokens);
+  for (const t of lp) {
+    assert.ok(t.logprob <= 0);
+    assert.equal(t.top_logprobs.length, 3);
+    assert.ok(Array.isArray(t.bytes));
+    // Greedy: the token is the most likely one.
+    assert.deepEqual(t.top_logprobs[0].bytes, t.bytes);
+  }
+});
+
+const weatherTool = {
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "Weather for a city",
+    parameters: {
+      type: "object",
+      properties: { city: { type: "string", maxLength: 12 }, days: { type: "integer", minimum: 1, maximum: 7 } },
+      required: ["city", "days"],
+      additionalProperties: false,
+    },
+  },
+};
+
+test("tools: forced call, tool message back, streamed deltas", async () => {
+  const messages = user("서울 날씨 알려줘");
+  const r = await client.chat.completions.create({
+    model: "tiny", messages, tools: [weatherTool], tool_choice: { type: "function", function: { name: "get_weather" } },
+    max_tokens: 200, seed: 5,
+  });
+  const ch = r.choices[0];
+  assert.equal(ch.finish_reason, "tool_calls");
+  assert.equal(ch.message.tool_calls.length, 1);
+  const call = ch.message.tool_calls[0];
+  assert.equal(call.type, "function");
+  assert.match(call.id, /^call_/);
+  assert.equal(call.function.name, "get_weather");
+  const args = JSON.parse(call.function.arguments);
+  assert.equal(typeof args.city, "string");
+  assert.ok([...args.city].length <= 12);
+  assert.ok(Number.isInteger(args.days) && args.days >= 1 && args.days <= 7);
+
+  // Round trip: the call and its result go back in; the model answers (tool_choice none: text).
+  const back = await client.chat.completions.create({
+    model: "tiny", tools: [weatherTool], tool_choice: "none", max_tokens: 10,
+    messages: [...messages, ch.message, { role: "tool", tool_call_id: call.id, content: JSON.stringify({ temp_c: 21 }) }],
+  });
+  assert.equal(back.choices[0].message.role, "assistant");
+  assert.ok(!back.choices[0].message.tool_calls);
+  // Auto: whatever the model chooses, the answer is well formed.
+  const auto = await client.chat.completions.create({ model: "tiny", messages, tools: [weatherTool], max_tokens: 10 });
+  assert.ok(["stop", "length", "tool_calls"].includes(auto.choices[0].finish_reason));
+
+  // Required, streamed: tool_calls arrive as deltas.
+  const s = await client.chat.completions.create({
+    model: "tiny", messages, tools: [weatherTool], tool_choice: "required", max_tokens: 200, seed: 6, stream: true,
+  });
+  let name = "", argText = "", finish = null;
+  for await (const c of s) for (const d of c.choices) {
+    for (const tc of d.delta.tool_calls ?? []) {
+      if (tc.function?.name) name += tc.function.name;
+      if (tc.function?.arguments) argText += tc.function.arguments;
+    }
+    if (d.finish_reason) finish = d.finish_reason;
+  }
+  assert.equal(name, "get_weather");
+  assert.equal(finish, "tool_calls");
+  JSON.parse(argText);
+});
+
+// A validator for the keywords the test schema uses.
+function validate(schema, v, path = "$") {
+  const fail = (why) => { throw new Error(`${path}: ${why} (${JSON.stringify(v)})`); };
+  switch (schema.type) {
+    case "object":
+      if (typeof v !== "object" || v === null || Array.isArray(v)) fail("not an object");
+      for (const k of schema.required ?? []) if (!(k in v)) fail(`missing ${k}`);
+      for (const [k, x] of Object.entries(v)) {
+        if (!(k in (schema.properties ?? {}))) { if (schema.additionalProperties === false) fail(`extra ${k}`); continue; }
+        validate(schema.properties[k], x, `${path}.${k}`);
+      }
+      break;
+    case "array":
+      if (!Array.isArray(v)) fail("not an array");
+      if (schema.maxItems !== undefined && v.length > schema.maxItems) fail("too many items");
+      v.forEach((x, i) => validate(schema.items, x, `${path}[${i}]`));
+      break;
+    case "string":
+      if (typeof v !== "string") fail("not a string");
+      if (schema.maxLength !== undefined && [...v].length > schema.maxLength) fail("too long");
+      if (schema.enum && !schema.enum.includes(v)) fail("not in enum");
+      break;
+    case "integer":
+      if (!Number.isInteger(v)) fail("not an integer");
+      if (schema.minimum !== undefined && v < schema.minimum) fail("below minimum");
+      if (schema.maximum !== undefined && v > schema.maximum) fail("above maximum");
+      break;
+    case "boolean":
+      if (typeof v !== "boolean") fail("not a boolean");
+      break;
+    default:
+      fail(`unknown type ${schema.type}`);
+  }
+}
+
+test("response_format json_schema and json_object are enforced", async () => {
+  const schema = {
+    type: "object",
+    properties: {
+      name: { type: "string", maxLength: 12 },
+      age: { type: "integer", minimum: 0, maximum: 150 },
+      city: { type: "string", enum: ["서울", "부산", "대구"] },
+      tags: { type: "array", items: { type: "string", maxLength: 8 }, maxItems: 3 },
+      member: { type: "boolean" },
+    },
+    required: ["name", "age", "city", "tags", "member"],
+    additionalProperties: false,
+  };
+  for (const seed of [1, 2, 3]) {
+    const r = await client.chat.completions.create({
+      model: "tiny", messages: user("사람 한 명을 JSON으로"), max_tokens: 300, seed, temperature: 1,
+      response_format: { type: "json_schema", json_schema: { name: "person", schema, strict: true } },
+    });
+    assert.equal(r.choices[0].finish_reason, "stop", r.choices[0].message.content);
+    const v = JSON.parse(r.choices[0].message.content);
+    validate(schema, v);
+    assert.deepEqual(Object.keys(v), Object.keys(schema.properties));  // the schema's order
+  }
+  const o = await client.chat.completions.create({
+    model: "tiny", messages: user("JSON"), max_tokens: 200, seed: 4, response_format: { type: "json_object" },
+  });
+  if (o.choices[0].finish_reason === "stop") {
+    const v = JSON.parse(o.choices[0].message.content);
+    assert.equal(typeof v, "object");
+  }
+  // An unsupported keyword is a 400 naming it.
+  await assert.rejects(
+    client.chat.completions.create({
+      model: "tiny", messages: user("x"),
+      response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "a+" } } },
+    }),
+    (e) => e instanceof OpenAI.BadRequestError && /pattern/.test(e.message),
+  );
+});
+
+test("completions (legacy)", async () => {
+  const r = await client.completions.create({ model: "tiny", prompt: "데비안은", max_tokens: 8, temperature: 0, echo: true, logprobs: 2 });
+  assert.equal(r.object, "text_completion");
+  assert.ok(r.choices[0].text.startsWith("데비안은"));
+  assert.equal(r.choices[0].logprobs.tokens.length, r.usage.completion_tokens);
+  const s = await client.completions.create({ model: "tiny", prompt: "데비안은", max_tokens: 8, temperature: 0, stream: true });
+  let text = "";
+  for await (const c of s) text += c.choices[0]?.text ?? "";
+  assert.equal("데비안은" + text, r.choices[0].text);
+});
+
+test("embeddings", async () => {
+  const f = await client.embeddings.create({ model: "tiny", input: ["안녕하세요", "hello world"], encoding_format: "float" });
+  assert.equal(f.data.length, 2);
+  assert.equal(f.object, "list");
+  const v = f.data[0].embedding;
+  assert.ok(v.length > 0);
+  const norm = Math.sqrt(v.reduce((s, x) => s + x * x, 0));
+  assert.ok(Math.abs(norm - 1) < 1e-4, `norm ${norm}`);
+  assert.notDeepEqual(f.data[0].embedding, f.data[1].embedding);
+  // The client's default is base64; it decodes to the same floats.
+  const b = await client.embeddings.create({ model: "tiny", input: ["안녕하세요", "hello world"] });
+  for (let i = 0; i < v.length; i++) assert.ok(Math.abs(b.data[0].embedding[i] - v[i]) < 1e-6);
+  assert.ok(f.usage.prompt_tokens > 0);
+  const d = await client.embeddings.create({ model: "tiny", input: "안녕", dimensions: 8, encoding_format: "float" });
+  assert.equal(d.data[0].embedding.length, 8);
+});
+
+test("errors through the client", async () => {
+  await assert.rejects(client.chat.completions.create({ model: "tiny", messages: user("x"), temperature: 5 }), (e) => {
+    assert.ok(e instanceof OpenAI.BadRequestError);
+    assert.equal(e.status, 400);
+    assert.equal(e.param, "temperature");
+    return true;
+  });
+  await assert.rejects(client.chat.completions.create({ model: "tiny", messages: [] }), OpenAI.BadRequestError);
+  await assert.rejects(client.chat.completions.create({ model: "tiny", messages: user("x".repeat(8000)) }), (e) => {
+    assert.ok(e instanceof OpenAI.BadRequestError);
+    assert.equal(e.code, "context_length_exceeded");
+    return true;
+  });
+  const wrongKey = new OpenAI({ apiKey: "sk-wrong", baseURL: main.base + "/v1", maxRetries: 0 });
+  await assert.rejects(wrongKey.models.list(), (e) => e instanceof OpenAI.AuthenticationError && e.status === 401);
+  const second = new OpenAI({ apiKey: "second-key", baseURL: main.base + "/v1", maxRetries: 0 });
+  assert.equal((await second.models.list()).data[0].id, "tiny");
+  await assert.rejects(client.chat.completions.create({ model: "gpt-4o", messages: user("x") }), (e) => {
+    assert.ok(e instanceof OpenAI.NotFoundError);
+    assert.equal(e.code, "model_not_found");
+    return true;
+  });
+  // 429: one slot, a queue of one; long requests fill both.
+  const long = () => noRetry.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 3000, ignore_eos: true });
+  const results = await Promise.allSettled([long(), long(), long(), long()]);
+  const limited = results.filter((r) => r.status === "rejected");
+  assert.ok(limited.length >= 1, "expected at least one 429");
+  for (const r of limited) {
+    assert.ok(r.reason instanceof OpenAI.RateLimitError, String(r.reason));
+    assert.ok(Number(r.reason.headers.get("retry-after")) >= 1);
+  }
+  assert.ok(results.some((r) => r.status === "fulfilled"));
+});
+
+test("raw HTTP: malformed requests", async () => {
+  const auth = { Authorization: `Bearer ${KEY}`, "Content-Type": "application/json" };
+  const p = main.port;
+  let r = await raw(p, "POST", "/v1/chat/completions", '{"model":"tiny","messages":[{"role":"us', auth);
+  assert.equal(r.status, 400); assertErrorShape(r.json); assert.equal(r.json.error.code, "invalid_json");
+  r = await raw(p, "POST", "/v1/chat/completions", JSON.stringify({ model: "tiny", messages: "hello" }), auth);
+  assert.equal(r.status, 400); assertErrorShape(r.json); assert.equal(r.json.error.param, "messages");
+  r = await raw(p, "POST", "/v1/chat/completions", JSON.stringify({ model: "tiny", messages: user("x"), max_tokens: "lots" }), auth);
+  assert.equal(r.status, 400); assert.equal(r.json.error.param, "max_tokens");
+  r = await raw(p, "POST", "/v1/chat/completions", JSON.stringify({ model: "tiny", messages: user("x"), n: -1 }), auth);
+  assert.equal(r.status, 400); assert.equal(r.json.error.param, "n");
+  r = await raw(p, "POST", "/v1/embeddings", JSON.stringify({ model: "tiny", input: [1.5] }), auth);
+  assert.equal(r.status, 400); assertErrorShape(r.json);
+  // Invalid UTF-8 inside the JSON.
+  const bad = Buffer.concat([Buffer.from('{"model":"tiny","messages":[{"role":"user","content":"'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}]}')]);
+  r = await raw(p, "POST", "/v1/chat/completions", bad, auth);
+  assert.equal(r.status, 400); assertErrorShape(r.json);
+  // 10 MB body.
+  r = await raw(p, "POST", "/v1/chat/completions", Buffer.alloc(10 * 1024 * 1024, 0x61), auth);
+  assert.equal(r.status, 413); assertErrorShape(r.json);
+  // Unknown route, missing key, wrong method.
+  r = await raw(p, "GET", "/v1/nothing", undefined, auth);
+  assert.equal(r.status, 404); assertErrorShape(r.json);
+  r = await raw(p, "POST", "/v1/chat/completions", JSON.stringify({ model: "tiny", messages: user("x") }), { "Content-Type": "application/json" });
+  assert.equal(r.status, 401); assertErrorShape(r.json); assert.equal(r.json.error.code, "invalid_api_key");
+  r = await raw(p, "GET", "/v1/chat/completions", undefined, auth);
+  assert.equal(r.status, 404); assertErrorShape(r.json);
+  // Empty body, body that is not an object.
+  r = await raw(p, "POST", "/v1/completions", "", auth);
+  assert.equal(r.status, 400); assertErrorShape(r.json);
+  r = await raw(p, "POST", "/v1/completions", "[1,2]", auth);
+  assert.equal(r.status, 400); assertErrorShape(r.json);
+  // Never a 500 for user input: the metrics agree.
+  r = await raw(p, "GET", "/metrics");
+  assert.equal(r.status, 200);
+  assert.match(r.text, /todae_requests_total\{endpoint="\/v1\/chat\/completions",code="200"\}/);
+  assert.doesNotMatch(r.text, /code="500"/);
+});
+
+test("page, health, metrics", async () => {
+  let r = await raw(main.port, "GET", "/");
+  assert.equal(r.status, 200);
+  assert.match(r.headers["content-type"], /text\/html/);
+  assert.match(r.text, /isComposing/);
+  assert.doesNotMatch(r.text, /https?:\/\/(?!127)/);  // no CDN
+  r = await raw(main.port, "GET", "/health");
+  assert.equal(r.status, 200);
+  assert.equal(r.json.status, "ok");
+  r = await raw(main.port, "GET", "/metrics");
+  for (const m of ["todae_generated_tokens_total", "todae_queue_depth", "todae_time_to_first_token_seconds_bucket",
+                   "todae_inter_token_latency_seconds_count", "todae_tokens_per_second", "todae_request_duration_seconds_sum"])
+    assert.match(r.text, new RegExp(m));
+});
+
+test("a client that disconnects frees its slot at once", async () => {
+  // One slot; a stream that would run for 16k tokens is dropped after its first chunk.
+  const ctrl = new AbortController();
+  const s = await noRetry.chat.completions.create(
+    { model: "tiny", messages: user("x"), max_tokens: 16000, ignore_eos: true, stream: true },
+    { signal: ctrl.signal },
+  );
+  for await (const c of s) { if (c.choices[0]?.delta?.content) break; }  // break aborts the request
+  const t0 = Date.now();
+  let busy = 1;
+  while (Date.now() - t0 < 3000) {
+    busy = (await raw(small.port, "GET", "/health")).json.slots_busy;
+    if (busy === 0) break;
+    await sleep(20);
+  }
+  assert.equal(busy, 0, "slot still busy 3 s after the client left");
+  const r = await noRetry.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 4 });
+  assert.ok(r.choices[0].message);
+});
+
+test("SIGTERM: running streams finish, then the server exits 0", async () => {
+  const srv = await startServer("term", ["--parallel", "2", "--ctx", "4096", "--shutdown-grace", "20"]);
+  const c = new OpenAI({ apiKey: "x", baseURL: srv.base + "/v1", maxRetries: 0 });
+  const s = await c.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 1500, ignore_eos: true, stream: true });
+  let n = 0, finish = null, signalled = false;
+  for await (const ch of s) {
+    n++;
+    if (!signalled && n === 2) { srv.proc.kill("SIGTERM"); signalled = true; await sleep(100); 
+      // New work is refused while draining.
+      const h = await raw(srv.port, "GET", "/health");
+      assert.equal(h.status, 503);
+    }
+    if (ch.choices[0]?.finish_reason) finish = ch.choices[0].finish_reason;
+  }
+  assert.equal(finish, "length");
+  const { code } = await srv.exited;
+  assert.equal(code, 0, srv.log());
+});
