@@ -130,6 +130,7 @@ void run_generate(GenerateArgs& a) {
   go.stop = a.stop;
   go.sampling = a.sampling.params();
   go.ignore_eos = a.ignore_eos;
+  go.skip_special = false;  // a raw continuation shows every token, as llama.cpp does
   EnergyMeter energy;
   std::vector<int32_t> out_ids;
   GenerateStats st = generate(

@@ -179,8 +179,8 @@ std::string tokenizer_json_from_gguf(const GgufFile& f) {
 
 static void save_gguf(const InferModel& m, const std::string& out, WType type) {
   const ModelConfig& c = m.config;
-  const bool llama = !c.qk_norm();
-  const std::string arch = llama ? "llama" : "qwen3";
+  const bool llama = c.architecture == "LlamaForCausalLM";  // interleaved RoPE: q/k rows reordered
+  const std::string arch = c.model_type();
   std::vector<std::pair<std::string, GgufValue>> kv;
   auto key = [&](const char* k) { return arch + "." + k; };
   kv.push_back({"general.architecture", gguf_string(arch)});
@@ -244,6 +244,18 @@ static void save_gguf(const InferModel& m, const std::string& out, WType type) {
       add_vec(p + "attn_q_norm.weight", L.q_norm, c.head_dim);
       add_vec(p + "attn_k_norm.weight", L.k_norm, c.head_dim);
     }
+    if (L.q_bias) {
+      std::vector<float> qb(L.q_bias, L.q_bias + c.q_dim()), kb(L.k_bias, L.k_bias + c.kv_dim());
+      if (llama) {
+        rows_to_gguf_llama(reinterpret_cast<const uint8_t*>(L.q_bias), reinterpret_cast<uint8_t*>(qb.data()),
+                           c.num_attention_heads, c.head_dim, sizeof(float));
+        rows_to_gguf_llama(reinterpret_cast<const uint8_t*>(L.k_bias), reinterpret_cast<uint8_t*>(kb.data()),
+                           c.num_key_value_heads, c.head_dim, sizeof(float));
+      }
+      add_vec(p + "attn_q.bias", qb.data(), c.q_dim());
+      add_vec(p + "attn_k.bias", kb.data(), c.kv_dim());
+      add_vec(p + "attn_v.bias", L.v_bias, c.kv_dim());
+    }
     add_vec(p + "ffn_norm.weight", L.ffn_norm, c.hidden_size);
     add_matrix(p + "ffn_gate.weight", L.gate);
     add_matrix(p + "ffn_up.weight", L.up);
@@ -293,6 +305,11 @@ static void save_hf(const InferModel& m, const std::string& dir, WType type) {
     if (L.q_norm) {
       add_vec(p + "self_attn.q_norm.weight", L.q_norm, c.head_dim);
       add_vec(p + "self_attn.k_norm.weight", L.k_norm, c.head_dim);
+    }
+    if (L.q_bias) {
+      add_vec(p + "self_attn.q_proj.bias", L.q_bias, c.q_dim());
+      add_vec(p + "self_attn.k_proj.bias", L.k_bias, c.kv_dim());
+      add_vec(p + "self_attn.v_proj.bias", L.v_bias, c.kv_dim());
     }
     add_matrix(p + "mlp.gate_proj.weight", L.gate);
     add_matrix(p + "mlp.up_proj.weight", L.up);

@@ -125,6 +125,12 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.attn_norm, N, C, eps);
     const MatmulOut qkv[3] = {{s.q.data, &L.q}, {s.k.data, &L.k}, {s.v.data, &L.v}};
     matmul_w_many(s.xn.data, N, qkv);
+    if (L.q_bias)
+      for (int n = 0; n < N; n++) {
+        add_inplace(s.q.data + size_t(n) * qd, L.q_bias, qd);
+        add_inplace(s.k.data + size_t(n) * kvd, L.k_bias, kvd);
+        add_inplace(s.v.data + size_t(n) * kvd, L.v_bias, kvd);
+      }
     if (L.q_norm) {
       head_rmsnorm_forward(s.q.data, s.rstd.data, s.q.data, L.q_norm, N, H, D, qd, eps);
       head_rmsnorm_forward(s.k.data, s.rstd.data, s.k.data, L.k_norm, N, KVH, D, kvd, eps);

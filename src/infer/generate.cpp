@@ -50,7 +50,7 @@ GenerateStats generate(InferModel& m, KVCache& cache, int slot, const std::vecto
 
   Sampler sampler(opt.sampling);
   sampler.add_prompt(prompt);
-  TextStream stream(m.tokenizer, opt.stop);
+  TextStream stream(m.tokenizer, opt.stop, opt.skip_special);
   TokenLogprob lp;
   st.finish_reason = "length";
   auto t_decode = t1;

@@ -30,6 +30,9 @@ struct InferLayer {
   const float* ffn_norm = nullptr;   // [C]
   const float* q_norm = nullptr;     // [D], Qwen3 only
   const float* k_norm = nullptr;     // [D], Qwen3 only
+  const float* q_bias = nullptr;     // [H·D], [KVH·D], [KVH·D]: Qwen2 (attention_bias) only
+  const float* k_bias = nullptr;
+  const float* v_bias = nullptr;
 };
 
 struct InferModel {
@@ -180,6 +183,7 @@ struct GenerateOptions {
   SamplingParams sampling;
   bool ignore_eos = false;   // benchmarks: keep going past end-of-generation tokens
   bool logprobs = false;     // fill TokenLogprob::logprob / top for on_token (costs a softmax)
+  bool skip_special = true;  // leave special tokens (<|image_0|>, <|user|>, ...) out of the text
   int prompt_chunk = 512;    // tokens per forward pass while reading the prompt
 };
 

@@ -192,6 +192,11 @@ static InferModel load_hf(const std::string& path, const LoadOptions& opt) {
       L.q_norm = vec(p + "self_attn.q_norm.weight", c.head_dim);
       L.k_norm = vec(p + "self_attn.k_norm.weight", c.head_dim);
     }
+    if (c.attention_bias) {
+      L.q_bias = vec(p + "self_attn.q_proj.bias", qd);
+      L.k_bias = vec(p + "self_attn.k_proj.bias", kvd);
+      L.v_bias = vec(p + "self_attn.v_proj.bias", kvd);
+    }
     m.layers.push_back(L);
   }
   m.final_norm = vec("model.norm.weight", C);
@@ -275,7 +280,8 @@ static InferModel load_gguf(const std::string& path, const LoadOptions& opt) {
   c.tie_word_embeddings = f->find("output.weight") == nullptr;
   c.bos_token_id = int(f->get_int("tokenizer.ggml.bos_token_id", -1));
   c.eos_token_id = int(f->get_int("tokenizer.ggml.eos_token_id", -1));
-  if (arch == "qwen2") c.architecture = "LlamaForCausalLM";  // qwen2 = llama + q/k/v biases (checked below)
+  if (arch == "qwen2") c.architecture = "Qwen2ForCausalLM";
+  c.attention_bias = f->find("blk.0.attn_q.bias") != nullptr;
   c.validate(path);
   m.config = c;
   const bool permuted = arch == "llama";
@@ -321,7 +327,6 @@ static InferModel load_gguf(const std::string& path, const LoadOptions& opt) {
   m.embed = matrix("token_embd.weight", V, C);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     const std::string p = cat("blk.", l, ".");
-    if (f->find(p + "attn_q.bias")) fail(path, ": q/k/v biases (", p, "attn_q.bias) are not supported yet");
     InferLayer L;
     L.q = matrix(p + "attn_q.weight", qd, C, permuted ? c.num_attention_heads : 0);
     L.k = matrix(p + "attn_k.weight", kvd, C, permuted ? c.num_key_value_heads : 0);
@@ -335,6 +340,21 @@ static InferModel load_gguf(const std::string& path, const LoadOptions& opt) {
     if (c.qk_norm()) {
       L.q_norm = vec(p + "attn_q_norm.weight", c.head_dim);
       L.k_norm = vec(p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.attention_bias) {
+      L.q_bias = vec(p + "attn_q.bias", qd);
+      L.k_bias = vec(p + "attn_k.bias", kvd);
+      L.v_bias = vec(p + "attn_v.bias", kvd);
+      if (permuted) {  // the bias rows follow the weight rows' interleaved order
+        float* q = const_cast<float*>(L.q_bias);
+        float* k = const_cast<float*>(L.k_bias);
+        std::vector<float> tmp(q, q + qd);
+        rows_from_gguf_llama(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(q),
+                             c.num_attention_heads, c.head_dim, sizeof(float));
+        tmp.assign(k, k + kvd);
+        rows_from_gguf_llama(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(k),
+                             c.num_key_value_heads, c.head_dim, sizeof(float));
+      }
     }
     m.layers.push_back(L);
   }

@@ -83,11 +83,13 @@ ModelConfig ModelConfig::from_json(std::string_view text, const std::string& sou
     std::string mt = r.get_string("model_type", "llama");
     if (mt == "llama") c.architecture = "LlamaForCausalLM";
     else if (mt == "qwen3") c.architecture = "Qwen3ForCausalLM";
-    else fail(source, ": field 'model_type' is '", mt, "'; supported: llama, qwen3");
+    else if (mt == "qwen2") c.architecture = "Qwen2ForCausalLM";
+    else fail(source, ": field 'model_type' is '", mt, "'; supported: llama, qwen2, qwen3");
   }
-  if (c.architecture != "LlamaForCausalLM" && c.architecture != "Qwen3ForCausalLM")
+  if (c.architecture != "LlamaForCausalLM" && c.architecture != "Qwen3ForCausalLM" &&
+      c.architecture != "Qwen2ForCausalLM")
     fail(source, ": field 'architectures' is '", c.architecture,
-         "'; supported: LlamaForCausalLM, Qwen3ForCausalLM");
+         "'; supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
 
   c.hidden_size = r.get_int("hidden_size", 0, true, 1);
   c.intermediate_size = r.get_int("intermediate_size", 0, true, 1);
@@ -136,7 +138,10 @@ ModelConfig ModelConfig::from_json(std::string_view text, const std::string& sou
   // Things this implementation does not do: refuse them rather than silently compute another model.
   std::string act = r.get_string("hidden_act", "silu");
   if (act != "silu") fail(source, ": field 'hidden_act' is '", act, "'; only 'silu' (SwiGLU) is supported");
-  if (r.get_bool("attention_bias", false)) fail(source, ": field 'attention_bias' is true; biases are not supported");
+  // Qwen2 always has q/k/v biases (its config.json does not say so); Llama says attention_bias.
+  c.attention_bias = c.architecture == "Qwen2ForCausalLM" || r.get_bool("attention_bias", false);
+  if (c.attention_bias && c.architecture == "Qwen3ForCausalLM")
+    fail(source, ": field 'attention_bias' is true; Qwen3 with attention biases is not supported");
   if (r.get_bool("mlp_bias", false)) fail(source, ": field 'mlp_bias' is true; biases are not supported");
   if (r.get_bool("use_sliding_window", false))
     fail(source, ": field 'use_sliding_window' is true; sliding-window attention is not supported");
@@ -172,8 +177,9 @@ void ModelConfig::validate(const std::string& source) const {
   if (!(rope_theta > 0)) fail(source, ": field 'rope_theta' must be positive");
   if (rope_scaling.kind != RopeScaling::none && !(rope_scaling.factor >= 1.0))
     fail(source, ": field 'rope_scaling.factor' must be at least 1, got ", rope_scaling.factor);
-  if (architecture != "LlamaForCausalLM" && architecture != "Qwen3ForCausalLM")
-    fail(source, ": field 'architectures' is '", architecture, "'; supported: LlamaForCausalLM, Qwen3ForCausalLM");
+  if (architecture != "LlamaForCausalLM" && architecture != "Qwen3ForCausalLM" && architecture != "Qwen2ForCausalLM")
+    fail(source, ": field 'architectures' is '", architecture,
+         "'; supported: LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
   // every buffer index must fit comfortably in the int dimensions the kernels take
   if (static_cast<double>(vocab_size) * hidden_size > 2e9 || static_cast<double>(intermediate_size) * 2 * hidden_size > 2e9)
     fail(source, ": matrices larger than 2^31 elements are not supported");
@@ -210,7 +216,7 @@ std::string ModelConfig::to_json() const {
   }
   j["tie_word_embeddings"] = tie_word_embeddings;
   j["hidden_act"] = "silu";
-  j["attention_bias"] = false;
+  if (architecture != "Qwen2ForCausalLM") j["attention_bias"] = attention_bias;
   j["attention_dropout"] = 0.0;
   if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
   if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;

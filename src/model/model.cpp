@@ -46,6 +46,8 @@ struct Activations {
 
 Model::Model(const ModelConfig& c) : config(c), acts(std::make_unique<Activations>()) {
   config.validate();
+  if (c.attention_bias)
+    fail("training models with attention biases (", c.architecture, ") is not supported; todae runs them for inference only");
   const int64_t C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   size_t off = 0;
   // Tensors in a group are adjacent (one matmul uses them together); groups start on 64 bytes.

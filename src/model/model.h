@@ -22,8 +22,10 @@ namespace todae {
 // ---- configuration ----------------------------------------------------------------------------
 
 struct ModelConfig {
-  // "LlamaForCausalLM" or "Qwen3ForCausalLM" (the latter implies per-head QK-norm).
+  // "LlamaForCausalLM", "Qwen2ForCausalLM" (q/k/v biases) or "Qwen3ForCausalLM" (per-head
+  // QK-norm). Training supports Llama and Qwen3; inference all three.
   std::string architecture = "LlamaForCausalLM";
+  bool attention_bias = false;  // q_proj/k_proj/v_proj have biases (Qwen2; "attention_bias" in Llama)
   int hidden_size = 0;
   int intermediate_size = 0;
   int num_hidden_layers = 0;
@@ -48,7 +50,9 @@ struct ModelConfig {
   void validate(const std::string& source = "config") const;
 
   bool qk_norm() const { return architecture == "Qwen3ForCausalLM"; }
-  std::string model_type() const { return qk_norm() ? "qwen3" : "llama"; }
+  std::string model_type() const {
+    return qk_norm() ? "qwen3" : architecture == "Qwen2ForCausalLM" ? "qwen2" : "llama";
+  }
   int q_dim() const { return num_attention_heads * head_dim; }
   int kv_dim() const { return num_key_value_heads * head_dim; }
   int qkv_dim() const { return q_dim() + 2 * kv_dim(); }

@@ -121,7 +121,7 @@ class Config:
         arch = (cfg.get("architectures") or [""])[0]
         mt = cfg.get("model_type", "")
         self.qwen3 = mt == "qwen3" or arch == "Qwen3ForCausalLM"
-        if not (self.qwen3 or mt in ("llama", "") or arch == "LlamaForCausalLM"):
+        if not (self.qwen3 or mt in ("llama", "qwen2", "") or arch in ("LlamaForCausalLM", "Qwen2ForCausalLM")):
             raise SystemExit("config.json: unsupported architecture %r / model_type %r" % (arch, mt))
         if cfg.get("hidden_act", "silu") != "silu":
             raise SystemExit("config.json: hidden_act must be silu")
@@ -210,9 +210,14 @@ class RefModel:
         for l in range(c.L):
             p = "model.layers.%d." % l
             h = rms_norm(x, W[p + "input_layernorm.weight"], c.eps)
-            q = (h @ W[p + "self_attn.q_proj.weight"].T).view(T, c.H, c.D)
-            k = (h @ W[p + "self_attn.k_proj.weight"].T).view(T, c.KVH, c.D)
-            v = (h @ W[p + "self_attn.v_proj.weight"].T).view(T, c.KVH, c.D)
+            q = h @ W[p + "self_attn.q_proj.weight"].T
+            k = h @ W[p + "self_attn.k_proj.weight"].T
+            v = h @ W[p + "self_attn.v_proj.weight"].T
+            if p + "self_attn.q_proj.bias" in W:  # Qwen2 / attention_bias: q, k, v have biases
+                q = q + W[p + "self_attn.q_proj.bias"]
+                k = k + W[p + "self_attn.k_proj.bias"]
+                v = v + W[p + "self_attn.v_proj.bias"]
+            q, k, v = q.view(T, c.H, c.D), k.view(T, c.KVH, c.D), v.view(T, c.KVH, c.D)
             if c.qwen3:
                 q = rms_norm(q, W[p + "self_attn.q_norm.weight"], c.eps)
                 k = rms_norm(k, W[p + "self_attn.k_norm.weight"], c.eps)
@@ -269,7 +274,7 @@ class RefModel:
 def make_tiny(d, arch="llama", tied=False, seed=0, **over):
     """Writes a tiny random HF folder (config.json + model.safetensors, F32) and returns its config."""
     cfg = {
-        "architectures": ["Qwen3ForCausalLM" if arch == "qwen3" else "LlamaForCausalLM"],
+        "architectures": [{"qwen3": "Qwen3ForCausalLM", "qwen2": "Qwen2ForCausalLM"}.get(arch, "LlamaForCausalLM")],
         "model_type": arch,
         "hidden_size": 64, "intermediate_size": 160, "num_hidden_layers": 2,
         "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -306,6 +311,10 @@ def make_tiny(d, arch="llama", tied=False, seed=0, **over):
         if c.qwen3:
             W[p + "self_attn.q_norm.weight"] = 1 + rnd(c.D, std=0.1)
             W[p + "self_attn.k_norm.weight"] = 1 + rnd(c.D, std=0.1)
+        if arch == "qwen2":
+            W[p + "self_attn.q_proj.bias"] = rnd(c.H * c.D)
+            W[p + "self_attn.k_proj.bias"] = rnd(c.KVH * c.D)
+            W[p + "self_attn.v_proj.bias"] = rnd(c.KVH * c.D)
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
@@ -460,7 +469,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--quiet", action="store_true", help="no summary line on stderr")
     ap.add_argument("--make-tiny", metavar="DIR", help="write a tiny random HF model to DIR and exit")
-    ap.add_argument("--arch", choices=("llama", "qwen3"), default="llama", help="for --make-tiny")
+    ap.add_argument("--arch", choices=("llama", "qwen2", "qwen3"), default="llama", help="for --make-tiny")
     ap.add_argument("--tied", action="store_true", help="for --make-tiny: tie_word_embeddings")
     ap.add_argument("--seed", type=int, default=0, help="for --make-tiny")
     ap.add_argument("--self-test", action="store_true", help="run the built-in checks and exit")
