@@ -177,7 +177,9 @@ TEST(ServeScheduler, ChunkedPrefillDoesNotStallDecoding) {
   o.batch_tokens = 64;
   o.prefill_chunk = 16;
   Scheduler s(e, o);
-  auto a = gen_job(4, 200);
+  // a decodes long enough to still be running while b's prompt goes in, even when this thread is
+  // descheduled for a while on a loaded machine (200 tokens was not always enough in CI).
+  auto a = gen_job(4, 3000);
   ASSERT_TRUE(s.submit(a));
   // Wait until a decodes, then send a long prompt.
   std::vector<Event> evs;
