@@ -194,7 +194,7 @@ def main():
              f"Medians of {a.rounds} alternating rounds; ratio = todae / llama.cpp (>1: todae faster). "
              f"Triad bandwidth probe: {bandwidth:.1f} GB/s (median).", "",
              "| shape | type | file MB | pp128 todae | pp128 llama | ratio | pp512 todae | pp512 llama | ratio | "
-             "tg128 todae | tg128 llama | ratio | todae GB/s (of triad) | TTFT pp512 ms | RSS todae / llama MiB |",
+             "tg128 todae | tg128 llama | ratio | todae decode GB/s (of triad) | TTFT pp512 ms | RSS todae / llama MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for shape in shapes:
         for t in types:
@@ -206,7 +206,12 @@ def main():
             for k in ("pp128", "pp512", "tg128"):
                 cells += [f"{med(lambda r: r['todae'][k]):,.0f}", f"{med(lambda r: r['llama'][k]):,.0f}",
                           f"**{med(lambda r: r['todae'][k] / r['llama'][k]):.2f}×**"]
-            gbs = med(lambda r: r["todae"]["tg128"] * r["bytes"] / 1e9)
+            # bytes a decode step reads: every matrix but the embedding table (one row of it)
+            cfg = SHAPES[shape]
+            C, F, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+            per_weight = {"f32": 4, "f16": 2, "q8_0": 34 / 32, "q4_0": 18 / 32}[t]
+            read = (L * (4 * C * C + 3 * C * F) + V * C) * per_weight
+            gbs = med(lambda r: r["todae"]["tg128"] * read / 1e9)
             rss_l = med(lambda r: r["llama"]["rss"] or 0)
             lines.append(f"| {shape} | {t} | {rs[0]['bytes'] / 1e6:.1f} | " + " | ".join(cells) +
                          f" | {gbs:.1f} ({gbs / bandwidth * 100:.0f}%) | {med(lambda r: r['todae']['ttft512_ms']):.1f} | "

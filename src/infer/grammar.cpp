@@ -31,11 +31,11 @@ enum class Kind : uint8_t {
   Literal,  // one of a set of JSON texts (enum, const, true/false, null)
   Number,
   String,
-  Object,   // declared properties, in order
-  Map,      // any keys, one value schema
+  Object,  // declared properties, in order
+  Map,     // any keys, one value schema
   Array,
-  AnyOf,    // alternatives (also $ref aliases); never on a stack
-  Root,     // bottom of every stack: holds the schema's root value
+  AnyOf,  // alternatives (also $ref aliases); never on a stack
+  Root,   // bottom of every stack: holds the schema's root value
 };
 
 struct Node {
@@ -74,8 +74,8 @@ enum : int32_t { kAny = 0, kString, kNumber, kBool, kNull, kAnyObject, kAnyArray
 
 struct GrammarImpl {
   std::vector<Node> nodes;
-  int32_t root = kAny;   // the schema's root
-  int32_t start = -1;    // the Root node around it
+  int32_t root = kAny;  // the schema's root
+  int32_t start = -1;   // the Root node around it
 };
 
 namespace {
@@ -85,28 +85,47 @@ namespace {
 std::string pointer_escape(const std::string& key) {
   std::string out;
   for (char c : key) {
-    if (c == '~') out += "~0";
-    else if (c == '/') out += "~1";
-    else out += c;
+    if (c == '~')
+      out += "~0";
+    else if (c == '/')
+      out += "~1";
+    else
+      out += c;
   }
   return out;
 }
 
 const std::set<std::string>& unsupported_keywords() {
-  static const std::set<std::string> k = {
-      "not", "if", "then", "else", "pattern", "patternProperties", "propertyNames", "minProperties",
-      "maxProperties", "dependentRequired", "dependentSchemas", "dependencies", "unevaluatedProperties",
-      "unevaluatedItems", "contains", "minContains", "maxContains", "multipleOf", "$dynamicRef",
-      "$recursiveRef", "contentSchema"};
+  static const std::set<std::string> k = {"not",
+                                          "if",
+                                          "then",
+                                          "else",
+                                          "pattern",
+                                          "patternProperties",
+                                          "propertyNames",
+                                          "minProperties",
+                                          "maxProperties",
+                                          "dependentRequired",
+                                          "dependentSchemas",
+                                          "dependencies",
+                                          "unevaluatedProperties",
+                                          "unevaluatedItems",
+                                          "contains",
+                                          "minContains",
+                                          "maxContains",
+                                          "multipleOf",
+                                          "$dynamicRef",
+                                          "$recursiveRef",
+                                          "contentSchema"};
   return k;
 }
 
 // Keywords that carry no constraint.
 bool is_annotation(const std::string& k) {
-  static const std::set<std::string> a = {"title", "description", "default", "examples", "$schema", "$id",
-                                          "$comment", "deprecated", "readOnly", "writeOnly", "$defs",
-                                          "definitions", "format", "$anchor", "contentMediaType",
-                                          "contentEncoding", "strict", "name"};
+  static const std::set<std::string> a = {
+      "title",    "description", "default",          "examples",        "$schema", "$id",
+      "$comment", "deprecated",  "readOnly",         "writeOnly",       "$defs",   "definitions",
+      "format",   "$anchor",     "contentMediaType", "contentEncoding", "strict",  "name"};
   return a.count(k) > 0;
 }
 
@@ -198,7 +217,8 @@ struct Compiler {
       const std::string& k = it.key();
       if (unsupported_keywords().count(k)) error(ptr, cat("keyword '", k, "' is not supported"));
       if (k == "uniqueItems" && it.value() != false) error(ptr, "keyword 'uniqueItems' is not supported");
-      if (k == "additionalItems" && !s.contains("items")) error(ptr, "keyword 'additionalItems' without 'items' is not supported");
+      if (k == "additionalItems" && !s.contains("items"))
+        error(ptr, "keyword 'additionalItems' without 'items' is not supported");
     }
     if (s.contains("nullable") && s["nullable"] == true) {
       ojson rest = s;
@@ -217,7 +237,8 @@ struct Compiler {
     }
     if (s.contains("allOf")) {
       const ojson& all = s["allOf"];
-      if (!all.is_array() || all.size() != 1) error(ptr + "/allOf", "keyword 'allOf' is supported with exactly one schema only");
+      if (!all.is_array() || all.size() != 1)
+        error(ptr + "/allOf", "keyword 'allOf' is supported with exactly one schema only");
       auto extra = others(s, {"allOf", "nullable"});
       if (!extra.empty()) error(ptr, cat("keyword '", extra[0], "' next to 'allOf' is not supported"));
       return compile(all[0], ptr + "/allOf/0");
@@ -238,13 +259,15 @@ struct Compiler {
     std::vector<std::string> types;
     if (s.contains("type")) {
       const ojson& t = s["type"];
-      if (t.is_string()) types.push_back(t.get<std::string>());
+      if (t.is_string())
+        types.push_back(t.get<std::string>());
       else if (t.is_array() && !t.empty()) {
         for (const auto& x : t) {
           if (!x.is_string()) error(ptr + "/type", "must be a type name or an array of type names");
           types.push_back(x.get<std::string>());
         }
-      } else error(ptr + "/type", "must be a type name or an array of type names");
+      } else
+        error(ptr + "/type", "must be a type name or an array of type names");
       for (const auto& name : types)
         if (name != "object" && name != "array" && name != "string" && name != "number" && name != "integer" &&
             name != "boolean" && name != "null")
@@ -268,7 +291,8 @@ struct Compiler {
       n.kind = Kind::Literal;
       n.where = ptr;
       for (const auto& v : values) {
-        if (!types.empty() && !std::any_of(types.begin(), types.end(), [&](const std::string& t) { return has_type(v, t); }))
+        if (!types.empty() &&
+            !std::any_of(types.begin(), types.end(), [&](const std::string& t) { return has_type(v, t); }))
           continue;
         n.lits.push_back(v.dump());
       }
@@ -284,11 +308,16 @@ struct Compiler {
           if (s.contains(k)) return true;
         return false;
       };
-      if (has({"properties", "required", "additionalProperties"})) types = {"object"};
-      else if (has({"items", "prefixItems", "minItems", "maxItems"})) types = {"array"};
-      else if (has({"minLength", "maxLength"})) types = {"string"};
-      else if (has({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})) types = {"number"};
-      else return kAny;
+      if (has({"properties", "required", "additionalProperties"}))
+        types = {"object"};
+      else if (has({"items", "prefixItems", "minItems", "maxItems"}))
+        types = {"array"};
+      else if (has({"minLength", "maxLength"}))
+        types = {"string"};
+      else if (has({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}))
+        types = {"number"};
+      else
+        return kAny;
     }
     if (types.size() == 1) return compile_typed(s, types[0], ptr);
     Node n;
@@ -303,7 +332,8 @@ struct Compiler {
     if (t == "array") return v.is_array();
     if (t == "string") return v.is_string();
     if (t == "number") return v.is_number();
-    if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
+    if (t == "integer")
+      return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
     if (t == "boolean") return v.is_boolean();
     if (t == "null") return v.is_null();
     return false;
@@ -329,7 +359,7 @@ struct Compiler {
       if (s.contains("minimum")) n.lo = number_of(s, "minimum", ptr);
       if (s.contains("maximum")) n.hi = number_of(s, "maximum", ptr);
       for (auto [key, bound, excl, is_lo] : {std::tuple{"exclusiveMinimum", &n.lo, &n.lo_excl, true},
-                                              std::tuple{"exclusiveMaximum", &n.hi, &n.hi_excl, false}}) {
+                                             std::tuple{"exclusiveMaximum", &n.hi, &n.hi_excl, false}}) {
         if (!s.contains(key)) continue;
         if (s[key].is_boolean()) {  // draft 4: modifies minimum/maximum
           *excl = s[key].get<bool>();
@@ -349,8 +379,10 @@ struct Compiler {
       bool extra_allowed = true;
       if (s.contains("additionalProperties")) {
         const ojson& ap = s["additionalProperties"];
-        if (ap == false) extra_allowed = false;
-        else extra = compile(ap, ptr + "/additionalProperties");
+        if (ap == false)
+          extra_allowed = false;
+        else
+          extra = compile(ap, ptr + "/additionalProperties");
       }
       if (s.contains("properties")) {
         const ojson& props = s["properties"];
@@ -371,7 +403,8 @@ struct Compiler {
           if (it != n.keys.end()) {
             n.required[it - n.keys.begin()] = 1;
           } else if (!extra_allowed) {
-            error(cat(ptr, "/required/", i), cat("required property ", key, " is not in 'properties' and additionalProperties is false"));
+            error(cat(ptr, "/required/", i),
+                  cat("required property ", key, " is not in 'properties' and additionalProperties is false"));
           } else {  // written after the declared ones, with the additionalProperties schema
             n.keys.push_back(key);
             n.values.push_back(extra);
@@ -418,14 +451,23 @@ struct Compiler {
 
 int32_t item_schema(const Node& n, int64_t i) { return i < int64_t(n.prefix.size()) ? n.prefix[i] : n.value; }
 
-// Is there a value the number node accepts at all?
+// Is there a value the number node accepts that can be written within the digit limits?
 bool number_feasible(const Node& n) {
+  constexpr double kBig = 1e15;  // magnitudes below this fit in kMaxIntDigits
   if (n.integer) {
     double lo = n.lo_excl ? std::floor(n.lo) + 1 : std::ceil(n.lo);
     double hi = n.hi_excl ? std::ceil(n.hi) - 1 : std::floor(n.hi);
-    return lo <= hi;
+    return std::max(lo, -(kBig - 1)) <= std::min(hi, kBig - 1);
   }
-  return n.lo < n.hi || (n.lo == n.hi && !n.lo_excl && !n.hi_excl);
+  if (n.lo >= kBig || n.hi <= -kBig) return false;
+  if (n.lo == n.hi) {  // one value: can it be written with kMaxFracDigits fraction digits?
+    if (n.lo_excl || n.hi_excl) return false;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", kMaxFracDigits, n.lo);
+    return std::strtod(buf, nullptr) == n.lo;
+  }
+  // Values are written on a grid of 1e-15; a narrower range may fall between two points.
+  return n.lo < n.hi && n.hi - n.lo > 1e-12;
 }
 
 void finish_grammar(GrammarImpl& g, const std::string& where) {
@@ -437,10 +479,19 @@ void finish_grammar(GrammarImpl& g, const std::string& where) {
       int32_t d = kNever;
       auto depth = [&](int32_t id) { return id >= 0 ? N[id].min_depth : kNever; };
       switch (n.kind) {
-        case Kind::Any: case Kind::Map: d = 1; break;
-        case Kind::Literal: d = n.lits.empty() ? kNever : 1; break;
-        case Kind::Number: d = number_feasible(n) ? 1 : kNever; break;
-        case Kind::String: d = n.max_len < 0 || n.min_len <= n.max_len ? 1 : kNever; break;
+        case Kind::Any:
+        case Kind::Map:
+          d = 1;
+          break;
+        case Kind::Literal:
+          d = n.lits.empty() ? kNever : 1;
+          break;
+        case Kind::Number:
+          d = number_feasible(n) ? 1 : kNever;
+          break;
+        case Kind::String:
+          d = n.max_len < 0 || n.min_len <= n.max_len ? 1 : kNever;
+          break;
         case Kind::Object:
           d = 1;
           for (size_t i = 0; i < n.keys.size(); ++i)
@@ -453,7 +504,9 @@ void finish_grammar(GrammarImpl& g, const std::string& where) {
         case Kind::AnyOf:
           for (int32_t a : n.alts) d = std::min(d, depth(a));
           break;
-        case Kind::Root: d = 1 + depth(n.value); break;
+        case Kind::Root:
+          d = 1 + depth(n.value);
+          break;
       }
       d = std::min(d, kNever);
       if (d < n.min_depth) n.min_depth = d, changed = true;
@@ -474,7 +527,8 @@ void finish_grammar(GrammarImpl& g, const std::string& where) {
       }
       n.keys = std::move(keys), n.values = std::move(values), n.required = std::move(required);
       n.next_required.assign(n.keys.size() + 1, int32_t(n.keys.size()));
-      for (int32_t i = int32_t(n.keys.size()) - 1; i >= 0; --i) n.next_required[i] = n.required[i] ? i : n.next_required[i + 1];
+      for (int32_t i = int32_t(n.keys.size()) - 1; i >= 0; --i)
+        n.next_required[i] = n.required[i] ? i : n.next_required[i + 1];
     } else if (n.kind == Kind::Array) {
       int64_t limit = n.value >= 0 && N[n.value].productive() ? -1 : int64_t(n.prefix.size());
       for (size_t i = 0; i < n.prefix.size(); ++i)
@@ -511,12 +565,30 @@ void finish_grammar(GrammarImpl& g, const std::string& where) {
 // ---- matching -----------------------------------------------------------------------------------
 
 enum : uint8_t {  // object
-  O_OPEN, O_FIRST, O_KEY, O_COLON, O_AFTER_COLON, O_AFTER_COLON_SP, O_IN_VALUE, O_AFTER_VALUE, O_AFTER_COMMA,
-  O_AFTER_COMMA_SP, O_DONE
+  O_OPEN,
+  O_FIRST,
+  O_KEY,
+  O_COLON,
+  O_AFTER_COLON,
+  O_AFTER_COLON_SP,
+  O_IN_VALUE,
+  O_AFTER_VALUE,
+  O_AFTER_COMMA,
+  O_AFTER_COMMA_SP,
+  O_DONE
 };
 enum : uint8_t {  // map
-  M_OPEN, M_FIRST, M_IN_KEY, M_COLON, M_AFTER_COLON, M_AFTER_COLON_SP, M_IN_VALUE, M_AFTER_VALUE, M_AFTER_COMMA,
-  M_AFTER_COMMA_SP, M_DONE
+  M_OPEN,
+  M_FIRST,
+  M_IN_KEY,
+  M_COLON,
+  M_AFTER_COLON,
+  M_AFTER_COLON_SP,
+  M_IN_VALUE,
+  M_AFTER_VALUE,
+  M_AFTER_COMMA,
+  M_AFTER_COMMA_SP,
+  M_DONE
 };
 enum : uint8_t { A_OPEN, A_FIRST, A_IN_VALUE, A_AFTER_VALUE, A_AFTER_COMMA, A_AFTER_COMMA_SP, A_DONE };
 enum : uint8_t { S_OPEN, S_CHAR, S_ESC, S_U, S_UTF8, S_DONE };
@@ -571,8 +643,10 @@ bool interval_ok(const Node& n, const Frame& f, double a, double b, bool b_open)
 bool number_viable(const Node& n, const Frame& f) {
   double I = double(f.x);
   switch (f.st) {
-    case N_MINUS: return interval_ok(n, f, 0, 1e15, true);
-    case N_ZERO: return interval_ok(n, f, 0, n.integer ? 0 : 1, !n.integer);
+    case N_MINUS:
+      return interval_ok(n, f, 0, 1e15, true);
+    case N_ZERO:
+      return interval_ok(n, f, 0, n.integer ? 0 : 1, !n.integer);
     case N_INT: {
       if (interval_ok(n, f, I, n.integer ? I : I + 1, !n.integer)) return true;
       double p = 1;
@@ -582,12 +656,15 @@ bool number_viable(const Node& n, const Frame& f) {
       }
       return false;
     }
-    case N_DOT: return interval_ok(n, f, I, I + 1, true);
+    case N_DOT:
+      return interval_ok(n, f, I, I + 1, true);
     case N_FRAC: {
       double v = std::fabs(number_value(f));
+      if (f.b >= kMaxFracDigits) return interval_ok(n, f, v, v, false);  // no more digits
       return interval_ok(n, f, v, v + std::pow(10.0, -f.b), true);
     }
-    default: return true;
+    default:
+      return true;
   }
 }
 
@@ -666,16 +743,26 @@ Res step_string(const Node& n, Frame& f, uint8_t c) {
       if (c < 0x20) return Res::Reject;
       uint8_t st = S_CHAR, more = 0;
       uint16_t range = 0;
-      if (c == '\\') st = S_ESC;
-      else if (c < 0x80) st = S_CHAR;
-      else if (c >= 0xC2 && c <= 0xDF) st = S_UTF8, more = 1, range = 0x80BF;
-      else if (c == 0xE0) st = S_UTF8, more = 2, range = 0xA0BF;
-      else if (c == 0xED) st = S_UTF8, more = 2, range = 0x809F;
-      else if (c >= 0xE1 && c <= 0xEF) st = S_UTF8, more = 2, range = 0x80BF;
-      else if (c == 0xF0) st = S_UTF8, more = 3, range = 0x90BF;
-      else if (c >= 0xF1 && c <= 0xF3) st = S_UTF8, more = 3, range = 0x80BF;
-      else if (c == 0xF4) st = S_UTF8, more = 3, range = 0x808F;
-      else return Res::Reject;
+      if (c == '\\')
+        st = S_ESC;
+      else if (c < 0x80)
+        st = S_CHAR;
+      else if (c >= 0xC2 && c <= 0xDF)
+        st = S_UTF8, more = 1, range = 0x80BF;
+      else if (c == 0xE0)
+        st = S_UTF8, more = 2, range = 0xA0BF;
+      else if (c == 0xED)
+        st = S_UTF8, more = 2, range = 0x809F;
+      else if (c >= 0xE1 && c <= 0xEF)
+        st = S_UTF8, more = 2, range = 0x80BF;
+      else if (c == 0xF0)
+        st = S_UTF8, more = 3, range = 0x90BF;
+      else if (c >= 0xF1 && c <= 0xF3)
+        st = S_UTF8, more = 3, range = 0x80BF;
+      else if (c == 0xF4)
+        st = S_UTF8, more = 3, range = 0x808F;
+      else
+        return Res::Reject;
       if (n.counted()) {  // a character starts here
         if (n.max_len >= 0 && f.a >= n.max_len) return Res::Reject;
         f.a++;
@@ -693,14 +780,18 @@ Res step_string(const Node& n, Frame& f, uint8_t c) {
       return Res::Consumed;
     case S_U:
       if (!is_hex(c)) return Res::Reject;
-      if (f.b == 0) f.flags = c == 'd' || c == 'D';      // U+D800..U+DFFF: surrogates, refused
-      else if (f.b == 1 && f.flags && c >= '8') return Res::Reject;
+      if (f.b == 0)
+        f.flags = c == 'd' || c == 'D';  // U+D800..U+DFFF: surrogates, refused
+      else if (f.b == 1 && f.flags && c >= '8')
+        return Res::Reject;
       if (++f.b == 4) f.st = S_CHAR, f.b = 0, f.flags = 0;
       return Res::Consumed;
     case S_UTF8:
       if (c < (f.u >> 8) || c > (f.u & 0xFF)) return Res::Reject;
-      if (--f.flags == 0) f.st = S_CHAR, f.u = 0;
-      else f.u = 0x80BF;
+      if (--f.flags == 0)
+        f.st = S_CHAR, f.u = 0;
+      else
+        f.u = 0x80BF;
       return Res::Consumed;
     default:
       return Res::Reject;
@@ -908,17 +999,23 @@ Res step_array(const Node& n, Frame& f, uint8_t c, int32_t& child, const Fits& f
 
 bool frame_finished(const Node& n, const Frame& f) {
   switch (n.kind) {
-    case Kind::Object: return f.st == O_DONE;
-    case Kind::Map: return f.st == M_DONE;
-    case Kind::Array: return f.st == A_DONE;
-    case Kind::String: return f.st == S_DONE;
-    case Kind::Root: return f.st == 2;
+    case Kind::Object:
+      return f.st == O_DONE;
+    case Kind::Map:
+      return f.st == M_DONE;
+    case Kind::Array:
+      return f.st == A_DONE;
+    case Kind::String:
+      return f.st == S_DONE;
+    case Kind::Root:
+      return f.st == 2;
     case Kind::Literal: {
       const std::string& cur = n.lits[f.a];
       if (size_t(f.b) != cur.size()) return false;
       return !(size_t(f.a) + 1 < n.lits.size() && n.lits[f.a + 1].compare(0, cur.size(), cur) == 0);
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -934,11 +1031,20 @@ bool frame_can_end(const Node& n, const Frame& f) {
 
 void child_done(const Node& n, Frame& f) {
   switch (n.kind) {
-    case Kind::Object: f.st = O_AFTER_VALUE; break;
-    case Kind::Map: f.st = f.st == M_IN_KEY ? M_COLON : M_AFTER_VALUE; break;
-    case Kind::Array: f.st = A_AFTER_VALUE, f.a++; break;
-    case Kind::Root: f.st = 2; break;
-    default: break;
+    case Kind::Object:
+      f.st = O_AFTER_VALUE;
+      break;
+    case Kind::Map:
+      f.st = f.st == M_IN_KEY ? M_COLON : M_AFTER_VALUE;
+      break;
+    case Kind::Array:
+      f.st = A_AFTER_VALUE, f.a++;
+      break;
+    case Kind::Root:
+      f.st = 2;
+      break;
+    default:
+      break;
   }
 }
 
@@ -985,13 +1091,20 @@ struct Machine {
       return;
     }
     if (n.kind == Kind::Any) {
-      if (c == '{') node = kAnyObject;
-      else if (c == '[') node = kAnyArray;
-      else if (c == '"') node = kString;
-      else if (c == '-' || is_digit(c)) node = kNumber;
-      else if (c == 't' || c == 'f') node = kBool;
-      else if (c == 'n') node = kNull;
-      else return;
+      if (c == '{')
+        node = kAnyObject;
+      else if (c == '[')
+        node = kAnyArray;
+      else if (c == '"')
+        node = kString;
+      else if (c == '-' || is_digit(c))
+        node = kNumber;
+      else if (c == 't' || c == 'f')
+        node = kBool;
+      else if (c == 'n')
+        node = kNull;
+      else
+        return;
     }
     if (int(st.size()) + g.nodes[node].min_depth > kMaxDepth) return;
     Frame f{};
@@ -1009,16 +1122,29 @@ struct Machine {
       Res r = Res::Reject;
       const Fits fits{g.nodes, int(st.size())};
       switch (n.kind) {
-        case Kind::Literal: r = step_literal(n, f, c); break;
-        case Kind::Number: r = step_number(n, f, c); break;
-        case Kind::String: r = step_string(n, f, c); break;
-        case Kind::Object: r = step_object(n, f, c, child, fits); break;
-        case Kind::Map: r = step_map(n, f, c, child, fits); break;
-        case Kind::Array: r = step_array(n, f, c, child, fits); break;
+        case Kind::Literal:
+          r = step_literal(n, f, c);
+          break;
+        case Kind::Number:
+          r = step_number(n, f, c);
+          break;
+        case Kind::String:
+          r = step_string(n, f, c);
+          break;
+        case Kind::Object:
+          r = step_object(n, f, c, child, fits);
+          break;
+        case Kind::Map:
+          r = step_map(n, f, c, child, fits);
+          break;
+        case Kind::Array:
+          r = step_array(n, f, c, child, fits);
+          break;
         case Kind::Root:
           if (f.st == 0) f.st = 1, child = n.value, r = Res::Push;
           break;
-        default: break;
+        default:
+          break;
       }
       if (r == Res::Consumed) {
         settle(st);
@@ -1129,7 +1255,8 @@ std::shared_ptr<const Grammar> compile_response_format(const nlohmann::ordered_j
   if (type == "json_object") return Grammar::any_json_object();
   if (type != "json_schema")
     fail(where, ".type: unknown response format type '", type, "' (expected text, json_object or json_schema)");
-  if (!rf.contains("json_schema") || !rf["json_schema"].is_object()) fail(where, ".json_schema: missing or not an object");
+  if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+    fail(where, ".json_schema: missing or not an object");
   const auto& js = rf["json_schema"];
   if (!js.contains("schema")) fail(where, ".json_schema.schema: missing");
   return compile_json_schema(js["schema"], where + ".json_schema.schema");
@@ -1366,10 +1493,12 @@ const std::vector<uint64_t>& state_mask(const Machine& m, const TokenTrie& trie,
   } else {
     std::vector<State> level;
     Stack scratch;
-    if (in_string(m.g, s)) string_mask(m, trie, s, bits, level, scratch);
-    else walk_trie(m, trie.tokens, s, bits, level, scratch);
+    if (in_string(m.g, s))
+      string_mask(m, trie, s, bits, level, scratch);
+    else
+      walk_trie(m, trie.tokens, s, bits, level, scratch);
   }
-  if (cache.masks.size() >= 2048) cache.masks.clear();
+  if (cache.masks.size() * bits.size() * sizeof(uint64_t) >= (size_t(4) << 20)) cache.masks.clear();
   return cache.masks.emplace(std::move(key), std::move(bits)).first->second;
 }
 

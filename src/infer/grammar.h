@@ -20,8 +20,12 @@
 //     characters escaped, \u escapes of surrogates not allowed (write the character itself);
 //   - numbers: at most 15 integer digits, 15 fraction digits and a 2-digit exponent (no exponent
 //     when minimum/maximum apply); "integer" allows no fraction and no exponent;
-//   - containers nest at most 32 deep (a dead end past that only for schemas that force deeper
-//     nesting).
+//   - values nest at most 32 deep; a value is only started when its smallest completion fits
+//     under that limit, so the limit never leaves the model without a way to finish (schemas whose
+//     smallest value nests deeper are refused);
+//   - "format" is an annotation: not enforced (any string).
+// The grammar never has a dead end: alternatives, optional properties and items that can never
+// complete are dropped at compile time, and a schema with no finite value is refused.
 // Supported keywords: type (a name or an array of names), properties, required,
 // additionalProperties (false/true/schema), items (schema or draft-07 tuple array), prefixItems,
 // additionalItems, minItems, maxItems, enum, const, anyOf, oneOf (as anyOf: alternatives are not
@@ -37,12 +41,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "text/text.h"
 
@@ -67,16 +70,16 @@ std::shared_ptr<const Grammar> compile_json_schema_text(std::string_view schema_
 // "json_schema":{"name":...,"schema":{...},"strict":...}} ("strict" changes nothing: the output
 // always validates). `where` names the field in errors (e.g. "response_format").
 std::shared_ptr<const Grammar> compile_response_format(const nlohmann::ordered_json& response_format,
-                                                      const std::string& where = "response_format");
+                                                       const std::string& where = "response_format");
 std::shared_ptr<const Grammar> compile_response_format(const nlohmann::json& response_format,
-                                                      const std::string& where = "response_format");
+                                                       const std::string& where = "response_format");
 
 // One frame of the matcher's pushdown stack (plain data, compared bytewise).
 struct GrammarFrame {
   int32_t node = 0;
-  uint8_t st = 0;     // state inside the node
-  uint8_t flags = 0;  // node-specific (string: UTF-8 bytes pending; number: negative)
-  uint16_t u = 0;     // node-specific (string: allowed range of the next UTF-8 byte)
+  uint8_t st = 0;        // state inside the node
+  uint8_t flags = 0;     // node-specific (string: UTF-8 bytes pending; number: negative)
+  uint16_t u = 0;        // node-specific (string: allowed range of the next UTF-8 byte)
   int32_t a = 0, b = 0;  // counters: items, property / literal candidate, position, characters
   int64_t x = 0, y = 0;  // object: next property; bounded numbers: integer and fraction digits
 };
@@ -104,7 +107,9 @@ struct GrammarMatcher {
   std::vector<GrammarFrame> frames;
   std::vector<uint32_t> ends;
 
-  // Masks already computed for states seen in this generation (keyed by the state's bytes).
+  // Masks already computed for states seen in this generation (keyed by the state's bytes; about
+  // 4 MB at most). Copies of a matcher share it: give a copy that runs on another thread its own
+  // (cache.reset()).
   struct MaskCache {
     const TokenTrie* trie = nullptr;
     std::unordered_map<std::string, std::vector<uint64_t>> masks;
@@ -147,15 +152,16 @@ struct TokenTrie {
 
 std::shared_ptr<const TokenTrie> build_token_trie(const Tokenizer& tok);
 // From raw token bytes (index = id); excluded[id] != 0 marks special tokens.
-std::shared_ptr<const TokenTrie> build_token_trie(std::vector<std::string> token_bytes,
-                                                  std::vector<uint8_t> excluded);
+std::shared_ptr<const TokenTrie> build_token_trie(std::vector<std::string> token_bytes, std::vector<uint8_t> excluded);
 
 // Allowed tokens for the matcher's state as a bitset over ids (bit i of word i/64). End ids are
 // not included (see apply_grammar_mask).
 const std::vector<uint64_t>& grammar_token_bitset(const GrammarMatcher& m, const TokenTrie& trie);
 
 // Sets logits[id] = -inf for every id in [0, V) the grammar does not allow next. Special tokens are
-// never allowed, except end_ids, which are allowed exactly when the value is complete.
+// never allowed, except end_ids, which are allowed exactly when the value is complete (once the
+// root value is finished they are the only ones allowed, so pass at least one). Ids past the
+// tokenizer's vocabulary (a padded LM head) are never allowed.
 void apply_grammar_mask(const GrammarMatcher& m, const TokenTrie& trie, const std::vector<int32_t>& end_ids,
                         float* logits, int V);
 

@@ -77,24 +77,39 @@ int32_t Sampler::sample(float* logits, int V, TokenLogprob* lp) {
   if (p.temperature <= 0) {
     chosen = int32_t(std::max_element(logits, logits + V) - logits);
   } else {
-    // Candidates: the top_k (or all finite) logits, sorted descending.
-    std::vector<std::pair<float, int32_t>> cand;
-    cand.reserve(V);
-    for (int i = 0; i < V; i++)
-      if (logits[i] != -std::numeric_limits<float>::infinity()) cand.push_back({logits[i], i});
-    if (cand.empty()) fail("sampling: every token is excluded (the grammar allows nothing here)");
+    // Candidates: the top_k (or all finite) logits at or above the min-p cut, sorted descending
+    // (ties by id). min-p cuts relative to the best token. With top_k set, a bounded heap keeps the
+    // k best in one pass over the vocabulary instead of building and sorting all V of them.
+    const float ninf = -std::numeric_limits<float>::infinity();
+    float best = ninf;
+    for (int i = 0; i < V; i++) best = std::max(best, logits[i]);
+    if (best == ninf) fail("sampling: every token is excluded (the grammar allows nothing here)");
+    const float cut = p.min_p > 0 ? best + p.temperature * std::log(p.min_p) : ninf;
     auto desc = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-    size_t k = p.top_k > 0 ? std::min<size_t>(p.top_k, cand.size()) : cand.size();
-    // min-p cuts relative to the best token; applying it before the sort keeps the sort small.
-    if (p.min_p > 0) {
-      float best = -std::numeric_limits<float>::infinity();
-      for (const auto& c : cand) best = std::max(best, c.first);
-      const float cut = best + p.temperature * std::log(p.min_p);
-      cand.erase(std::remove_if(cand.begin(), cand.end(), [&](const auto& c) { return c.first < cut; }), cand.end());
-      k = std::min(k, cand.size());
+    std::vector<std::pair<float, int32_t>> cand;
+    if (p.top_k > 0 && p.top_k < V) {
+      const size_t kk = size_t(p.top_k);
+      cand.reserve(kk);
+      for (int i = 0; i < V; i++) {
+        const float l = logits[i];
+        if (l < cut || l == ninf) continue;
+        if (cand.size() < kk) {
+          cand.push_back({l, i});
+          std::push_heap(cand.begin(), cand.end(), desc);  // front: the worst kept
+        } else if (desc(std::make_pair(l, int32_t(i)), cand.front())) {
+          std::pop_heap(cand.begin(), cand.end(), desc);
+          cand.back() = {l, i};
+          std::push_heap(cand.begin(), cand.end(), desc);
+        }
+      }
+      std::sort(cand.begin(), cand.end(), desc);
+    } else {
+      cand.reserve(V);
+      for (int i = 0; i < V; i++)
+        if (logits[i] >= cut && logits[i] != ninf) cand.push_back({logits[i], i});
+      std::sort(cand.begin(), cand.end(), desc);
     }
-    std::partial_sort(cand.begin(), cand.begin() + k, cand.end(), desc);
-    cand.resize(k);
+    const size_t k = cand.size();
     std::vector<double> prob(k);
     double sum = 0;
     for (size_t i = 0; i < k; i++) sum += prob[i] = std::exp(double(cand[i].first - cand[0].first) / p.temperature);

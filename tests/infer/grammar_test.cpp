@@ -10,6 +10,7 @@
 #include <random>
 
 #include "base/base.h"
+#include "text/test_util.h"
 
 namespace todae {
 namespace {
@@ -33,7 +34,8 @@ struct Validator {
     if (t == "array") return v.is_array();
     if (t == "string") return v.is_string();
     if (t == "number") return v.is_number();
-    if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
+    if (t == "integer")
+      return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()));
     if (t == "boolean") return v.is_boolean();
     if (t == "null") return v.is_null();
     return false;
@@ -64,7 +66,8 @@ struct Validator {
     }
     if (s.contains("type")) {
       bool ok = false;
-      if (s["type"].is_string()) ok = type_ok(v, s["type"]);
+      if (s["type"].is_string())
+        ok = type_ok(v, s["type"]);
       else
         for (const auto& t : s["type"]) ok = ok || type_ok(v, t);
       if (!ok) return false;
@@ -118,7 +121,7 @@ bool validates(const std::string& schema_text, const json& v) {
 
 // ---- byte-level matching ---------------------------------------------------------------------------
 
-std::shared_ptr<const Grammar> compile(const std::string& schema) {
+std::shared_ptr<const Grammar> compile_schema(const std::string& schema) {
   return compile_json_schema_text(schema, "schema");
 }
 
@@ -137,7 +140,9 @@ void expect_valid(const std::shared_ptr<const Grammar>& g, const std::string& te
   GrammarMatcher m(g);
   for (size_t i = 0; i < text.size(); ++i) {
     ASSERT_TRUE(m.accept_bytes(text.substr(i, 1))) << "byte " << i << " of " << text;
-    if (i + 1 < text.size() && (text[0] == '{' || text[0] == '[')) EXPECT_FALSE(m.complete()) << text.substr(0, i + 1);
+    if (i + 1 < text.size() && (text[0] == '{' || text[0] == '[')) {
+      EXPECT_FALSE(m.complete()) << text.substr(0, i + 1);
+    }
   }
   EXPECT_TRUE(m.complete()) << text;
   // All at once gives the same.
@@ -160,28 +165,32 @@ const char* kPerson = R"({
 })";
 
 TEST(Grammar, PersonAcceptsValidDocuments) {
-  auto g = compile(kPerson);
+  auto g = compile_schema(kPerson);
   expect_valid(g, R"({"name":"Kim","age":42})");
   expect_valid(g, R"({"name": "Kim", "age": 0, "email": null})");
-  expect_valid(g, R"({"name":"김철수 \"Kim\" \\ \n \t \/ \u00e9","age":150,"email":"kim@example.com","tags":["a","bb",""],"korean":"한국어 텍스트"})");
+  expect_valid(
+      g,
+      R"({"name":"김철수 \"Kim\" \\ \n \t \/ \u00e9","age":150,"email":"kim@example.com","tags":["a","bb",""],"korean":"한국어 텍스트"})");
   expect_valid(g, R"({"name":"","age":7,"tags":[],"korean":"가나"})");
   expect_valid(g, R"({"name":"x","age":1,"tags":["0123456789"]})");
   expect_valid(g, "{\"name\":\"\xF0\x9F\x98\x80 emoji\",\"age\":3}");
 }
 
 TEST(Grammar, PersonRejectsAtTheRightByte) {
-  auto g = compile(kPerson);
-  EXPECT_EQ(first_reject(g, R"({"age":1})"), 2);                  // "name" is required and first
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":-1})"), 19);     // "-0" would do, "-1" is below 0
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":200})"), 20);    // 20 fits, 200 does not
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":01})"), 19);     // no leading zeros
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1.5})"), 19);    // integer
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"extra":1})"), 22);  // additionalProperties false
+  auto g = compile_schema(kPerson);
+  EXPECT_EQ(first_reject(g, R"({"age":1})"), 2);                                     // "name" is required and first
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":-1})"), 19);                        // "-0" would do, "-1" is below 0
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":200})"), 20);                       // 20 fits, 200 does not
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":01})"), 19);                        // no leading zeros
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1.5})"), 19);                       // integer
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"extra":1})"), 22);               // additionalProperties false
   EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"tags":["01234567890"]})"), 39);  // maxLength 10
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"korean":"가"})"), 33);  // minLength 2
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"korean":"가"})"), 33);           // minLength 2
   EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"tags":["a","b","c","d","e","f"]})"), 47);  // maxItems 5
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"name":"y"})"), 21);  // no repeats, order kept
-  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1})" " "), 20);    // nothing after the value
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1,"name":"y"})"), 21);                        // no repeats, order kept
+  EXPECT_EQ(first_reject(g, R"({"name":"x","age":1})"
+                            " "),
+            20);  // nothing after the value
   // Whitespace: one space after ':' and ',' only.
   EXPECT_EQ(first_reject(g, R"({ "name":"x"})"), 1);
   EXPECT_EQ(first_reject(g, R"({"name" :"x"})"), 7);
@@ -192,11 +201,11 @@ TEST(Grammar, PersonRejectsAtTheRightByte) {
   EXPECT_EQ(first_reject(g, R"({"name":"\x"})"), 10);
   EXPECT_EQ(first_reject(g, R"({"name":"\u12G4"})"), 13);
   EXPECT_EQ(first_reject(g, R"({"name":"\ud83d\ude00"})"), 12);
-  EXPECT_EQ(first_reject(g, "{\"name\":\"\xC3\x28\"}"), 10);      // missing continuation byte
-  EXPECT_EQ(first_reject(g, "{\"name\":\"\xC0\x80\"}"), 9);        // overlong
-  EXPECT_EQ(first_reject(g, "{\"name\":\"\xED\xA0\x80\"}"), 10);   // UTF-16 surrogate
+  EXPECT_EQ(first_reject(g, "{\"name\":\"\xC3\x28\"}"), 10);          // missing continuation byte
+  EXPECT_EQ(first_reject(g, "{\"name\":\"\xC0\x80\"}"), 9);           // overlong
+  EXPECT_EQ(first_reject(g, "{\"name\":\"\xED\xA0\x80\"}"), 10);      // UTF-16 surrogate
   EXPECT_EQ(first_reject(g, "{\"name\":\"\xF4\x90\x80\x80\"}"), 10);  // past U+10FFFF
-  EXPECT_EQ(first_reject(g, "{\"name\":\"\x80\"}"), 9);            // stray continuation byte
+  EXPECT_EQ(first_reject(g, "{\"name\":\"\x80\"}"), 9);               // stray continuation byte
   bool complete = true;
   EXPECT_EQ(first_reject(g, R"({"name":"x","age":1)", &complete), -1);
   EXPECT_FALSE(complete);
@@ -211,7 +220,8 @@ TEST(Grammar, PropertyOrderFollowsTheSchema) {
   EXPECT_EQ(first_reject(sorted, R"({"age":1,"name":"x"})"), -1);
   EXPECT_EQ(first_reject(sorted, R"({"name":"x","age":1})"), 2);
   // Optional properties may be skipped, but not moved back.
-  auto g = compile(R"({"properties":{"a":{"type":"integer"},"b":{"type":"integer"},"c":{"type":"integer"}},"required":["c"]})");
+  auto g = compile_schema(
+      R"({"properties":{"a":{"type":"integer"},"b":{"type":"integer"},"c":{"type":"integer"}},"required":["c"]})");
   expect_valid(g, R"({"c":1})");
   expect_valid(g, R"({"a":1,"c":2})");
   expect_valid(g, R"({"b":1,"c":2})");
@@ -220,7 +230,8 @@ TEST(Grammar, PropertyOrderFollowsTheSchema) {
 }
 
 TEST(Grammar, KeysSharingPrefixes) {
-  auto g = compile(R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"string"},"abc":{"type":"boolean"}},"additionalProperties":false})");
+  auto g = compile_schema(
+      R"({"type":"object","properties":{"a":{"type":"integer"},"ab":{"type":"string"},"abc":{"type":"boolean"}},"additionalProperties":false})");
   expect_valid(g, R"({"a":1,"ab":"x","abc":true})");
   expect_valid(g, R"({"ab":"x"})");
   expect_valid(g, R"({"abc":false})");
@@ -231,7 +242,7 @@ TEST(Grammar, KeysSharingPrefixes) {
 }
 
 TEST(Grammar, EnumConstAndLiterals) {
-  auto g = compile(R"({"type":"object","properties":{
+  auto g = compile_schema(R"({"type":"object","properties":{
       "kind":{"enum":["a","ab","한국",1,12,1.5,true,null,{"x":1}]},
       "fixed":{"const":{"x":[1,2]}},
       "flag":{"type":"boolean"}},
@@ -244,15 +255,15 @@ TEST(Grammar, EnumConstAndLiterals) {
   EXPECT_EQ(first_reject(g, R"({"kind":1,"fixed":{"x":[1, 2]})"), 26);
   EXPECT_EQ(first_reject(g, R"({"kind":1,"fixed":{"x":[1,2]},"flag":tru})"), 40);
   // enum filtered by type; const at the root.
-  auto t = compile(R"({"type":"string","enum":["x",1,"y"]})");
+  auto t = compile_schema(R"({"type":"string","enum":["x",1,"y"]})");
   expect_valid(t, R"("x")");
   EXPECT_EQ(first_reject(t, "1"), 0);
-  auto c = compile(R"({"const":"안녕"})");
+  auto c = compile_schema(R"({"const":"안녕"})");
   expect_valid(c, R"("안녕")");
 }
 
 TEST(Grammar, AnyOfAndNullable) {
-  auto g = compile(R"({"anyOf":[
+  auto g = compile_schema(R"({"anyOf":[
       {"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"}},"required":["a","b"],"additionalProperties":false},
       {"type":"object","properties":{"a":{"type":"integer"},"c":{"type":"boolean"}},"required":["a","c"],"additionalProperties":false},
       {"type":"number","minimum":-1.5,"exclusiveMaximum":2.25},
@@ -280,14 +291,14 @@ TEST(Grammar, AnyOfAndNullable) {
 }
 
 TEST(Grammar, Numbers) {
-  auto n = compile(R"({"type":"number"})");
+  auto n = compile_schema(R"({"type":"number"})");
   for (const char* ok : {"0", "-0", "12.5", "1e5", "1E+10", "-3.25e-7", "123456789012345"}) expect_valid(n, ok);
   EXPECT_EQ(first_reject(n, "1e123"), 4);
   EXPECT_EQ(first_reject(n, "1234567890123456"), 15);
   EXPECT_EQ(first_reject(n, ".5"), 0);
   EXPECT_EQ(first_reject(n, "1.e5"), 2);
   EXPECT_EQ(first_reject(n, "+1"), 0);
-  auto i = compile(R"({"type":"integer","exclusiveMinimum":10,"maximum":20})");
+  auto i = compile_schema(R"({"type":"integer","exclusiveMinimum":10,"maximum":20})");
   for (const char* ok : {"11", "15", "20"}) expect_valid(i, ok);
   EXPECT_EQ(first_reject(i, "-"), 0);
   EXPECT_EQ(first_reject(i, "21"), 1);
@@ -295,10 +306,21 @@ TEST(Grammar, Numbers) {
   EXPECT_EQ(first_reject(i, "1", &complete), -1);  // 1 itself is too small; 10..19 are reachable
   EXPECT_FALSE(complete);
   EXPECT_EQ(first_reject(i, "3"), 0);  // 3, 30.., 300.. never land in (10, 20]
+  // The last fraction digit must land inside the range.
+  auto x = compile_schema(R"({"type":"number","exclusiveMinimum":0.5,"maximum":1})");
+  EXPECT_EQ(first_reject(x, "0.500000000000000"), 16);
+  expect_valid(x, "0.500000000000001");
+  expect_valid(x, "1.000");
+  EXPECT_EQ(first_reject(x, "1.0001"), 5);
+  EXPECT_EQ(first_reject(x, "0.5"), -1);
+  // Ranges no writable number reaches are refused.
+  EXPECT_THROW(compile_schema(R"({"type":"integer","minimum":1e16})"), Error);
+  EXPECT_THROW(compile_schema(R"({"type":"number","exclusiveMinimum":0,"exclusiveMaximum":1e-20})"), Error);
+  expect_valid(compile_schema(R"({"type":"number","minimum":0.25,"maximum":0.25})"), "0.25");
 }
 
 TEST(Grammar, ArraysAndTuples) {
-  auto g = compile(R"({"type":"array","prefixItems":[{"type":"string","minLength":2,"maxLength":3},
+  auto g = compile_schema(R"({"type":"array","prefixItems":[{"type":"string","minLength":2,"maxLength":3},
       {"type":"integer","exclusiveMinimum":10,"maximum":20}],"items":{"type":"boolean"},"minItems":2,"maxItems":4})");
   expect_valid(g, R"(["ab",11])");
   expect_valid(g, R"(["한국어", 20, true, false])");
@@ -308,11 +330,11 @@ TEST(Grammar, ArraysAndTuples) {
   EXPECT_EQ(first_reject(g, R"(["ab",11,1])"), 9);
   EXPECT_EQ(first_reject(g, R"(["a"])"), 3);
   // Draft-07 tuples and items:false.
-  auto t = compile(R"({"type":"array","items":[{"type":"null"},{"type":"boolean"}],"additionalItems":false})");
+  auto t = compile_schema(R"({"type":"array","items":[{"type":"null"},{"type":"boolean"}],"additionalItems":false})");
   expect_valid(t, "[null,true]");
   expect_valid(t, "[]");
   EXPECT_EQ(first_reject(t, "[null,true,"), 10);
-  auto nested = compile(R"({"type":"array","items":{"type":"array","items":{"type":"integer"}}})");
+  auto nested = compile_schema(R"({"type":"array","items":{"type":"array","items":{"type":"integer"}}})");
   expect_valid(nested, "[[1,2], [], [3]]");
 }
 
@@ -322,20 +344,23 @@ TEST(Grammar, RecursiveRefs) {
       "children":{"type":"array","items":{"$ref":"#/$defs/node"},"maxItems":3}},
     "required":["label","children"],"additionalProperties":false}},
     "$ref":"#/$defs/node"})";
-  auto g = compile(tree);
-  expect_valid(g, R"({"label":"root","children":[{"label":"a","children":[]},{"label":"b","children":[{"label":"c","children":[]}]}]})");
+  auto g = compile_schema(tree);
+  expect_valid(
+      g,
+      R"({"label":"root","children":[{"label":"a","children":[]},{"label":"b","children":[{"label":"c","children":[]}]}]})");
   EXPECT_EQ(first_reject(g, R"({"label":"root","children":[{"label":"a"}]})"), 40);
   // Recursion through "#" and through definitions; a cycle of aliases adds nothing.
-  auto list = compile(R"({"type":"object","properties":{"v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#"},{"type":"null"}]}},"required":["v","next"]})");
+  auto list = compile_schema(
+      R"({"type":"object","properties":{"v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#"},{"type":"null"}]}},"required":["v","next"]})");
   expect_valid(list, R"({"v":1,"next":{"v":2,"next":null}})");
-  auto cyc = compile(R"({"definitions":{"a":{"anyOf":[{"$ref":"#/definitions/b"},{"type":"string"}]},
+  auto cyc = compile_schema(R"({"definitions":{"a":{"anyOf":[{"$ref":"#/definitions/b"},{"type":"string"}]},
       "b":{"anyOf":[{"$ref":"#/definitions/a"},{"type":"integer"}]}},"$ref":"#/definitions/a"})");
   expect_valid(cyc, R"("x")");
   expect_valid(cyc, "7");
   EXPECT_EQ(first_reject(cyc, "true"), 0);
   // Deep nesting stops at the depth limit: 32 nested values, and no dead end on the way (a
   // node needs its "children" array, so past depth 31 no node may open).
-  auto any_arr = compile(R"({"type":"array"})");
+  auto any_arr = compile_schema(R"({"type":"array"})");
   EXPECT_EQ(first_reject(any_arr, std::string(40, '[')), 32);
   EXPECT_EQ(first_reject(any_arr, std::string(32, '[') + "1"), 32);
   std::string deep, closing;
@@ -350,7 +375,7 @@ TEST(Grammar, JsonObjectAndMaps) {
   expect_valid(g, "{}");
   EXPECT_EQ(first_reject(g, "[1]"), 0);
   EXPECT_EQ(first_reject(g, "\"x\""), 0);
-  auto m = compile(R"({"type":"object","additionalProperties":{"type":"integer"}})");
+  auto m = compile_schema(R"({"type":"object","additionalProperties":{"type":"integer"}})");
   expect_valid(m, R"({"x":1, "y":2})");
   EXPECT_EQ(first_reject(m, R"({"x":"1"})"), 5);
   auto rf = compile_response_format(json::parse(R"({"type":"json_object"})"));
@@ -379,8 +404,11 @@ TEST(Grammar, UnsupportedKeywordsNameThePointer) {
   EXPECT_EQ(err(R"({"type":"object","properties":{"a/b":{"type":"array","items":{"uniqueItems":true}}}})"),
             where + "/properties/a~1b/items: keyword 'uniqueItems' is not supported");
   EXPECT_EQ(err(R"({"$ref":"http://example.com/s.json"})"),
-            where + "/$ref: only references inside the schema ('#', '#/$defs/...') are supported, not 'http://example.com/s.json'");
-  EXPECT_EQ(err(R"({"$ref":"#/$defs/missing"})"), where + "/$ref: '#/$defs/missing' does not name a schema in the document");
+            where +
+                "/$ref: only references inside the schema ('#', '#/$defs/...') are supported, not "
+                "'http://example.com/s.json'");
+  EXPECT_EQ(err(R"({"$ref":"#/$defs/missing"})"),
+            where + "/$ref: '#/$defs/missing' does not name a schema in the document");
   EXPECT_EQ(err(R"({"type":"strin"})"), where + "/type: unknown type 'strin'");
   EXPECT_EQ(err(R"({"type":"integer","minimum":1.2,"maximum":1.8})"),
             where + ": the schema accepts no value that can be generated");
@@ -393,7 +421,7 @@ TEST(Grammar, UnsupportedKeywordsNameThePointer) {
   EXPECT_EQ(error_of([] { compile_response_format(json::parse(R"({"type":"xml"})")); }),
             "response_format.type: unknown response format type 'xml' (expected text, json_object or json_schema)");
   // Annotations and format are fine; an unsatisfiable optional property is just never written.
-  auto g = compile(R"({"title":"T","description":"d","type":"object","properties":{
+  auto g = compile_schema(R"({"title":"T","description":"d","type":"object","properties":{
       "when":{"type":"string","format":"date-time","examples":["x"]},"never":false}})");
   expect_valid(g, R"({"when":"2024"})");
   EXPECT_EQ(first_reject(g, R"({"n)"), 2);
@@ -407,14 +435,105 @@ std::vector<std::string> test_vocab() {
   std::vector<std::string> v;
   for (int b = 0; b < 256; ++b) v.push_back(std::string(1, char(b)));
   const char* pieces[] = {
-      "{\"", "\":", "\": ", "\",", "\", \"", "\",\"", "\"}", "\"]", "\"}]", "\"},", "}]", "]}", "},", "}, {", "[\"",
-      "[{", "[]", "{}", "[[", "]]", "true", "false", "null", "nu", "ll", "tr", "ue", "fa", ", ", ": ", ":\"", ":{",
-      ":[", ":1", "00", "12", "123", "999", "-1", ".5", ".25", "e+", "E-", "1.", "0.", "\\n", "\\\"", "\\\\",
-      "\\u00e9", "\\u", "\\ud83d", "\\ude00", "\\t", "name", "age", "email", "tags", "korean", "label", "children",
-      "kind", "value", "fixed", "flag", "\"name\":", "\"age\":", "\"label\":\"", "\"children\":[", "\"kind\":",
-      "\"a\"", "\"ab\"", "abc", "한", "국", "어", "한국어", " 텍스트", "안녕", "\xed\x95", "\x9c", "\xea\xb5",
-      "\xad", "hello", " world", "  ", "\n", "\t", " \"", "\"\"", "\",\"b\":", "{\"a\":", "\"x\"", "\"\n", "a\"b",
-      "😀", "\xf0\x9f", "\x98\x80", "@example.com", "<|x|>",
+      "{\"",
+      "\":",
+      "\": ",
+      "\",",
+      "\", \"",
+      "\",\"",
+      "\"}",
+      "\"]",
+      "\"}]",
+      "\"},",
+      "}]",
+      "]}",
+      "},",
+      "}, {",
+      "[\"",
+      "[{",
+      "[]",
+      "{}",
+      "[[",
+      "]]",
+      "true",
+      "false",
+      "null",
+      "nu",
+      "ll",
+      "tr",
+      "ue",
+      "fa",
+      ", ",
+      ": ",
+      ":\"",
+      ":{",
+      ":[",
+      ":1",
+      "00",
+      "12",
+      "123",
+      "999",
+      "-1",
+      ".5",
+      ".25",
+      "e+",
+      "E-",
+      "1.",
+      "0.",
+      "\\n",
+      "\\\"",
+      "\\\\",
+      "\\u00e9",
+      "\\u",
+      "\\ud83d",
+      "\\ude00",
+      "\\t",
+      "name",
+      "age",
+      "email",
+      "tags",
+      "korean",
+      "label",
+      "children",
+      "kind",
+      "value",
+      "fixed",
+      "flag",
+      "\"name\":",
+      "\"age\":",
+      "\"label\":\"",
+      "\"children\":[",
+      "\"kind\":",
+      "\"a\"",
+      "\"ab\"",
+      "abc",
+      "한",
+      "국",
+      "어",
+      "한국어",
+      " 텍스트",
+      "안녕",
+      "\xed\x95",
+      "\x9c",
+      "\xea\xb5",
+      "\xad",
+      "hello",
+      " world",
+      "  ",
+      "\n",
+      "\t",
+      " \"",
+      "\"\"",
+      "\",\"b\":",
+      "{\"a\":",
+      "\"x\"",
+      "\"\n",
+      "a\"b",
+      "😀",
+      "\xf0\x9f",
+      "\x98\x80",
+      "@example.com",
+      "<|x|>",
   };
   for (const char* p : pieces) v.push_back(p);
   v.push_back("<eos>");
@@ -443,9 +562,9 @@ struct GenResult {
 };
 
 // A random "model": uniform among the allowed tokens (end included when allowed).
-GenResult generate(const std::shared_ptr<const Grammar>& g, const TokenTrie& t, std::mt19937_64& rng, int max_tokens,
-                   bool check_masks) {
-  const int32_t eos = t.vocab_size - 2;
+GenResult generate_doc(const std::shared_ptr<const Grammar>& g, const TokenTrie& t, std::mt19937_64& rng,
+                       int max_tokens, bool check_masks, int32_t eos = -1) {
+  if (eos < 0) eos = t.vocab_size - 2;  // test_vocab's <eos>
   GrammarMatcher m(g);
   GenResult r;
   std::vector<float> logits(t.vocab_size + 3);  // the model's vocabulary may be padded
@@ -488,21 +607,23 @@ GenResult generate(const std::shared_ptr<const Grammar>& g, const TokenTrie& t, 
 TEST(GrammarMask, TrieMatchesBruteForce) {
   auto t = test_trie();
   std::mt19937_64 rng(7);
-  for (const char* s : {kPerson, R"({"type":"array","items":{"anyOf":[{"type":"integer","minimum":-5,"maximum":500},{"enum":["a","ab",1.5]}]}})",
-                        R"({"type":"object","additionalProperties":{"type":"string","maxLength":4}})",
-                        R"({"type":"array","items":{"anyOf":[{"type":"string","maxLength":5},{"type":"string","minLength":3},
+  for (const char* s :
+       {kPerson,
+        R"({"type":"array","items":{"anyOf":[{"type":"integer","minimum":-5,"maximum":500},{"enum":["a","ab",1.5]}]}})",
+        R"({"type":"object","additionalProperties":{"type":"string","maxLength":4}})",
+        R"({"type":"array","items":{"anyOf":[{"type":"string","maxLength":5},{"type":"string","minLength":3},
                             {"type":"object","properties":{"a":{"type":"integer"},"b":{"type":"string"}},"required":["a","b"]},
                             {"type":"object","properties":{"a":{"type":"integer"},"c":{"type":"boolean"}},"required":["a","c"]}]}})"}) {
-    auto g = compile(s);
-    for (int doc = 0; doc < 5; ++doc) generate(g, *t, rng, 400, true);
+    auto g = compile_schema(s);
+    for (int doc = 0; doc < 5; ++doc) generate_doc(g, *t, rng, 400, true);
   }
-  for (int doc = 0; doc < 5; ++doc) generate(Grammar::any_json_object(), *t, rng, 400, true);
+  for (int doc = 0; doc < 5; ++doc) generate_doc(Grammar::any_json_object(), *t, rng, 400, true);
 }
 
 TEST(GrammarMask, SpecialTokensAndEnd) {
   auto t = test_trie();
   const int32_t eos = t->vocab_size - 2, pad = t->vocab_size - 1;
-  GrammarMatcher m(compile(R"({"type":"integer"})"));
+  GrammarMatcher m(compile_schema(R"({"type":"integer"})"));
   std::vector<float> logits(t->vocab_size, 0.f);
   apply_grammar_mask(m, *t, {eos}, logits.data(), int(logits.size()));
   EXPECT_TRUE(std::isinf(logits[eos]));
@@ -515,7 +636,8 @@ TEST(GrammarMask, SpecialTokensAndEnd) {
   EXPECT_FALSE(std::isinf(logits[eos]));  // "7" is a whole value
   EXPECT_FALSE(std::isinf(logits['0']));  // so is "70"
   EXPECT_TRUE(std::isinf(logits[pad]));
-  EXPECT_FALSE(accept_token(m, *t, int32_t(std::find(t->token_bytes.begin(), t->token_bytes.end(), "true") - t->token_bytes.begin())));
+  EXPECT_FALSE(accept_token(
+      m, *t, int32_t(std::find(t->token_bytes.begin(), t->token_bytes.end(), "true") - t->token_bytes.begin())));
   EXPECT_TRUE(accept_token(m, *t, eos));
 }
 
@@ -550,12 +672,12 @@ TEST(GrammarMask, RandomModelAlwaysWritesValidDocuments) {
   auto t = test_trie();
   const int kDocs = 200, kMaxTokens = 3000;
   for (const auto& c : cases) {
-    auto g = c.schema ? compile(c.schema) : Grammar::any_json_object();
+    auto g = c.schema ? compile_schema(c.schema) : Grammar::any_json_object();
     const std::string schema_text = c.schema ? c.schema : R"({"type":"object"})";
     std::mt19937_64 rng(1234);
     int total_tokens = 0, longest = 0;
     for (int doc = 0; doc < kDocs; ++doc) {
-      GenResult r = generate(g, *t, rng, kMaxTokens, false);
+      GenResult r = generate_doc(g, *t, rng, kMaxTokens, false);
       ASSERT_TRUE(r.ended) << c.name << ": no end within " << kMaxTokens << " tokens: " << r.text.substr(0, 200);
       json v;
       try {
@@ -568,6 +690,34 @@ TEST(GrammarMask, RandomModelAlwaysWritesValidDocuments) {
     }
     std::printf("  %-18s %d documents, %.1f tokens on average, longest %d\n", c.name, kDocs,
                 double(total_tokens) / kDocs, longest);
+  }
+}
+
+TEST(GrammarMask, TrainedTokenizer) {
+  // A real byte-level BPE vocabulary (Korean merges, JSON punctuation merges, special tokens).
+  test::TempDir d;
+  std::string corpus = test::sample_corpus();
+  for (int i = 0; i < 30; ++i)
+    corpus += cat(R"({"name": "김철수", "age": )", i,
+                  R"(, "email": null, "tags": ["a", "한국어"], "korean": "학교에서"})", "\n");
+  TokenizerTrainOptions o;
+  o.inputs = {d.file("corpus.txt", corpus)};
+  o.vocab_size = 700;
+  o.progress = false;
+  Tokenizer tok = train_bpe(o);
+  auto trie = build_token_trie(tok);
+  const int32_t eos = tok.token_id("<|eos|>");
+  ASSERT_GE(eos, 0);
+  for (const char* schema : {kPerson, R"({"type":"object"})"}) {
+    auto g = compile_schema(schema);
+    std::mt19937_64 rng(99);
+    for (int doc = 0; doc < 50; ++doc) {
+      GenResult r = generate_doc(g, *trie, rng, 5000, doc < 3, eos);
+      ASSERT_TRUE(r.ended) << r.text.substr(0, 200);
+      json v;
+      ASSERT_NO_THROW(v = json::parse(r.text)) << r.text;
+      EXPECT_TRUE(validates(schema, v)) << r.text;
+    }
   }
 }
 
@@ -584,9 +734,10 @@ TEST(GrammarMask, Timing) {
   std::vector<int32_t> end_ids;
   for (int32_t id = 0; id < tok.vocab_size(); ++id)
     if (tok.is_special(id)) end_ids.push_back(id);
-  auto g = compile(kPerson);
+  auto g = compile_schema(kPerson);
   // States along a document; each mask computed cold (fresh cache) and then warm.
-  const std::string doc = R"({"name":"김철수 \"Kim\" writes","age":42,"email":null,"tags":["a","bb"],"korean":"한국어 텍스트"})";
+  const std::string doc =
+      R"({"name":"김철수 \"Kim\" writes","age":42,"email":null,"tags":["a","bb"],"korean":"한국어 텍스트"})";
   std::vector<float> logits(tok.vocab_size());
   GrammarMatcher m(g);
   double cold = 0, warm = 0, worst = 0;
@@ -604,13 +755,16 @@ TEST(GrammarMask, Timing) {
     cold += us, worst = std::max(worst, us);
     warm += std::chrono::duration<double, std::micro>(c - b).count();
     ++n;
-    if (i < doc.size()) ASSERT_TRUE(m.accept_bytes(doc.substr(i, 1)));
+    if (i < doc.size()) {
+      ASSERT_TRUE(m.accept_bytes(doc.substr(i, 1)));
+    }
   }
   std::printf("  mask over %d states: cold %.0f us average (worst %.0f us), cached %.0f us average\n", n, cold / n,
               worst, warm / n);
   // The slow path: inside a string while two alternatives are alive, every token is walked.
   {
-    GrammarMatcher two(compile(R"({"anyOf":[{"type":"string","maxLength":50},{"type":"string","minLength":3}]})"));
+    GrammarMatcher two(
+        compile_schema(R"({"anyOf":[{"type":"string","maxLength":50},{"type":"string","minLength":3}]})"));
     ASSERT_TRUE(two.accept_bytes(R"("abc)"));
     auto a = std::chrono::steady_clock::now();
     apply_grammar_mask(two, *trie, end_ids, logits.data(), int(logits.size()));
@@ -646,10 +800,11 @@ TEST(GrammarMask, Timing) {
       ++docs;
       hits += w.cache ? w.cache->hits : 0, misses += w.cache ? w.cache->misses : 0;
     }
-    std::printf("  %s random walk: %d tokens in %d documents, mask + accept %.0f us per token (worst %.0f us; "
-                "%llu masks cached, %llu computed)\n",
-                grammar == g ? "person" : "json_object", steps, docs, mask_us / steps, worst_us,
-                (unsigned long long)hits, (unsigned long long)misses);
+    std::printf(
+        "  %s random walk: %d tokens in %d documents, mask + accept %.0f us per token (worst %.0f us; "
+        "%llu masks cached, %llu computed)\n",
+        grammar == g ? "person" : "json_object", steps, docs, mask_us / steps, worst_us, (unsigned long long)hits,
+        (unsigned long long)misses);
   }
 }
 
