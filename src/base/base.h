@@ -35,6 +35,24 @@ std::string read_file(const std::string& path);
 // Writes to a temporary file beside `path`, fsyncs it and renames it over `path`, so a crash
 // leaves either the old file or the new one, never a half-written one.
 void write_file_atomic(const std::string& path, std::string_view data);
+// The same for files written piece by piece (model files): writes go to PATH.tmp.PID (or to PATH
+// itself when not atomic); commit() fsyncs, renames over PATH and fsyncs the folder. Any failure,
+// or destruction without commit(), removes the partial file; errors name PATH and the OS reason.
+struct OutputFile {
+  OutputFile(const std::string& path, bool atomic = true);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  void write(const void* data, size_t n);
+  void zeros(uint64_t n);
+  void commit();
+
+  std::string path, tmp;
+  int fd = -1;
+
+ private:
+  [[noreturn]] void die(int e);
+};
 bool is_directory(const std::string& path);
 bool file_exists(const std::string& path);
 uint64_t file_size(const std::string& path);

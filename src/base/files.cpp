@@ -44,34 +44,71 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, std::string_view data) {
-  fs::path target(path);
-  std::string tmp = cat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  OutputFile out(path, /*atomic=*/true);
+  out.write(data.data(), data.size());
+  out.commit();
+}
+
+OutputFile::OutputFile(const std::string& final_path, bool atomic) : path(final_path) {
+  tmp = atomic ? cat(path, ".tmp.", ::getpid()) : path;
+  fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot write ", path, ": ", errno_text());
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
+}
+
+OutputFile::~OutputFile() {
+  if (fd >= 0) {  // not committed: leave nothing behind
+    ::close(fd);
+    ::unlink(tmp.c_str());
+  }
+}
+
+void OutputFile::die(int e) {
+  ::close(fd);
+  fd = -1;
+  ::unlink(tmp.c_str());
+  fail("cannot write ", path, ": ", std::strerror(e));
+}
+
+void OutputFile::write(const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
+    if (w < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      fail("cannot write ", path, ": ", std::strerror(e));
+      die(errno);
     }
-    done += static_cast<size_t>(n);
+    if (w == 0) die(ENOSPC);
+    p += w;
+    n -= static_cast<size_t>(w);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+}
+
+void OutputFile::zeros(uint64_t n) {
+  static const char z[4096] = {};
+  while (n > 0) {
+    size_t k = static_cast<size_t>(std::min<uint64_t>(n, sizeof z));
+    write(z, k);
+    n -= k;
+  }
+}
+
+void OutputFile::commit() {
+  if (::fsync(fd) != 0) die(errno);
+  int rc = ::close(fd);
+  fd = -1;
+  if (rc != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
     fail("cannot write ", path, ": ", std::strerror(e));
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (tmp != path && ::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());
     fail("cannot write ", path, ": ", std::strerror(e));
   }
-  // Make the rename itself durable.
-  std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  // The rename is only durable once the folder is synced.
+  fs::path parent = fs::path(path).parent_path();
+  std::string dir = parent.empty() ? "." : parent.string();
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);

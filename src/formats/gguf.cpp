@@ -821,73 +821,6 @@ void put_value(std::string& out, const GgufValue& v, const std::string& err) {
   }
 }
 
-// A file being written: every failure unlinks it and names `path` and the OS reason.
-struct OutFile {
-  std::string path, tmp;
-  int fd = -1;
-  OutFile(const std::string& final_path, bool atomic) : path(final_path) {
-    tmp = atomic ? cat(path, ".tmp.", ::getpid()) : path;
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) fail("cannot write ", path, ": ", std::strerror(errno));
-  }
-  ~OutFile() {
-    if (fd >= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-    }
-  }
-  OutFile(const OutFile&) = delete;
-  OutFile& operator=(const OutFile&) = delete;
-  [[noreturn]] void die(int e) {
-    ::close(fd);
-    fd = -1;
-    ::unlink(tmp.c_str());
-    fail("cannot write ", path, ": ", std::strerror(e));
-  }
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd, p, std::min<size_t>(n, 1 << 30));
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        die(errno);
-      }
-      if (w == 0) die(ENOSPC);
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  void zeros(uint64_t n) {
-    static const char z[4096] = {};
-    while (n > 0) {
-      size_t k = static_cast<size_t>(std::min<uint64_t>(n, sizeof z));
-      write(z, k);
-      n -= k;
-    }
-  }
-  void commit() {
-    if (::fsync(fd) != 0) die(errno);
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) {
-      int e = errno;
-      ::unlink(tmp.c_str());
-      fail("cannot write ", path, ": ", std::strerror(e));
-    }
-    if (tmp != path && ::rename(tmp.c_str(), path.c_str()) != 0) {
-      int e = errno;
-      ::unlink(tmp.c_str());
-      fail("cannot write ", path, ": ", std::strerror(e));
-    }
-    fs::path parent = fs::path(path).parent_path();
-    std::string dir = parent.empty() ? "." : parent.string();
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-};
 
 // ggml keeps names in char[64] with the NUL.
 constexpr size_t kMaxTensorName = 63;
@@ -980,7 +913,7 @@ void write_gguf(const std::string& path, const std::vector<std::pair<std::string
   }
   header.append(align_up(header.size(), opt.alignment) - header.size(), '\0');
 
-  OutFile out(path, opt.atomic);
+  OutputFile out(path, opt.atomic);
   out.write(header.data(), header.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];

@@ -393,68 +393,6 @@ TensorRef f32_tensor(std::string name, std::vector<int64_t> shape, const float* 
   return {std::move(name), DType::F32, std::move(shape), data, static_cast<size_t>(n * 4)};
 }
 
-namespace {
-
-// A file being written: every failure unlinks it and names `path` and the OS reason.
-struct OutFile {
-  std::string path, tmp;
-  int fd = -1;
-  OutFile(const std::string& final_path, bool atomic) : path(final_path) {
-    tmp = atomic ? cat(path, ".tmp.", ::getpid()) : path;
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) fail("cannot write ", path, ": ", std::strerror(errno));
-  }
-  ~OutFile() {
-    if (fd >= 0) {
-      ::close(fd);
-      ::unlink(tmp.c_str());
-    }
-  }
-  [[noreturn]] void die(int e) {
-    ::close(fd);
-    fd = -1;
-    ::unlink(tmp.c_str());
-    fail("cannot write ", path, ": ", std::strerror(e));
-  }
-  void write(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd, p, n);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        die(errno);
-      }
-      if (w == 0) die(ENOSPC);
-      p += w;
-      n -= static_cast<size_t>(w);
-    }
-  }
-  void commit() {
-    if (::fsync(fd) != 0) die(errno);
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) {
-      int e = errno;
-      ::unlink(tmp.c_str());
-      fail("cannot write ", path, ": ", std::strerror(e));
-    }
-    if (tmp != path && ::rename(tmp.c_str(), path.c_str()) != 0) {
-      int e = errno;
-      ::unlink(tmp.c_str());
-      fail("cannot write ", path, ": ", std::strerror(e));
-    }
-    // The rename is only durable once the folder is synced.
-    fs::path parent = fs::path(path).parent_path();
-    std::string dir = parent.empty() ? "." : parent.string();
-    int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
-    }
-  }
-};
-
-}  // namespace
 
 void write_safetensors(const std::string& path, std::span<const TensorRef> tensors,
                        const std::map<std::string, std::string>& metadata, const SafetensorsWriteOptions& opt) {
@@ -497,7 +435,7 @@ void write_safetensors(const std::string& path, std::span<const TensorRef> tenso
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
 
-  OutFile out(path, opt.atomic);
+  OutputFile out(path, opt.atomic);
   out.write(len, 8);
   out.write(header.data(), header.size());
   for (const TensorRef* t : order) out.write(t->data, t->nbytes);
