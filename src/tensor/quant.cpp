@@ -251,7 +251,7 @@ void matmul_w(float* y, const float* x, int N, const WMatrix& W, bool accumulate
   }
   const detail::QuantTable& t = qt();
   const int type = static_cast<int>(W.type);
-  if (N > kMatmulStreamRows) {
+  if (N > matmul_stream_rows(W.type)) {
     if (W.type != WType::F32 && W.type != WType::F16 && t.gemm_bf16 && has_native_bf16()) {
       t.gemm_bf16(type, y, x, N, W.data, W.row_bytes, rows, cols, accumulate);
     } else if (t.gemm_f32) {
@@ -284,9 +284,10 @@ void matmul_w(float* y, const float* x, int N, const WMatrix& W, bool accumulate
 }
 
 void matmul_w_many(const float* x, int N, std::span<const MatmulOut> outs) {
-  bool streaming = N <= kMatmulStreamRows && N > 0;
+  bool streaming = N > 0;
   for (const MatmulOut& o : outs) {
     check_matrix(*o.W, "matmul_w_many");
+    if (N > matmul_stream_rows(o.W->type)) streaming = false;
     if (o.W->cols != outs[0].W->cols) fail("matmul_w_many: matrices with different input widths");
     if (o.W->rows == 0 || o.W->cols == 0) streaming = false;
   }

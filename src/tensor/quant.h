@@ -50,7 +50,7 @@ struct WMatrix {
 // for f16/bf16 the weights are widened in registers. Large N uses a blocked GEMM that reads each
 // weight tile once per row block (prompt processing); small N streams the weights once.
 //
-// Numerics: N <= kMatmulStreamRows streams the weights: block types get x quantized to Q8_0 per
+// Numerics: N <= matmul_stream_rows(type) streams the weights: block types get x quantized to Q8_0 per
 // block of 32 (d = max|x|/127 kept in f32, q = roundf(x/d)) and exact int8 dot products, so the
 // only error beyond f32 rounding is that of x's quantization (at most d/2 per element); f32, f16
 // and bf16 weights are widened exactly and multiplied in f32. Larger N (prompt processing): f32 and
@@ -60,6 +60,13 @@ struct WMatrix {
 // the f32 GEMM on dequantized weights.
 void matmul_w(float* y, const float* x, int N, const WMatrix& W, bool accumulate = false);
 inline constexpr int kMatmulStreamRows = 8;
+// f32/f16/bf16 weights stream for up to this many rows (8 activation rows per pass over the
+// weights on AVX-512): batches of a few dozen decoding sequences (a server's step) cost a couple of
+// passes over the weights instead of converting every weight into a GEMM panel.
+inline constexpr int kMatmulStreamRowsFloat = 32;
+inline int matmul_stream_rows(WType t) {
+  return t == WType::F32 || t == WType::F16 || t == WType::BF16 ? kMatmulStreamRowsFloat : kMatmulStreamRows;
+}
 
 // Several matrices of the same input width applied to the same x (a layer's q, k, v; gate, up):
 // outs[i].y[N, W.rows] = x·Wᵢᵀ. For decode-sized N one pool job serves them all.

@@ -321,12 +321,12 @@ TEST_P(Quant, MatmulAgainstFloat64) {
       std::vector<uint8_t> wp(rb * rows);
       for (int r = 0; r < rows; r++) std::memcpy(wp.data() + rb * r, wq.data() + wtype_row_bytes(t, cols) * r, wtype_row_bytes(t, cols));
       WMatrix W{t, rows, cols, wp.data(), rb};
-      for (int N : {1, 3, 8, 17, 128}) {
+      for (int N : {1, 3, 8, 13, 17, 32, 128}) {
         auto x = randn(static_cast<size_t>(N) * cols, 100 + N);
         x[0] = 3.0f;  // a block with a larger max
         std::vector<float> y(static_cast<size_t>(N) * rows, 123.0f);
         matmul_w(y.data(), x.data(), N, W);
-        const bool streaming = N <= kMatmulStreamRows;
+        const bool streaming = N <= matmul_stream_rows(t);
         std::vector<float> xq = wtype_is_block(t) ? x_as_q8(x) : x;
         double worst = 0;
         for (int n = 0; n < N; n++)
