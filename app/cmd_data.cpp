@@ -1,5 +1,6 @@
 // `todae data ...`: ingest, clean, filter, pii, dedup, mix, shard, run, report, verify.
 #include <cstdio>
+#include <cstdlib>
 #include <fcntl.h>
 #include <sstream>
 #include <unistd.h>
@@ -66,6 +67,12 @@ void add_common(CLI::App* c, Common& a, bool output = true) {
 }
 
 void prepare(Common& a) {
+  // N copies of one stage would write the same folder: under mpirun the stages run as ranks of
+  // `todae data run` only.
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* n = std::getenv(v); n && std::atoi(n) > 1)
+      fail("started by mpirun with ", n, " ranks: run the stages as ranks with `todae data run --recipe FILE` "
+           "(single-stage commands run as one process)");
   if (a.quiet) set_progress_enabled(false);
   a.co.progress = !a.quiet;
   a.co.command = command_line();
@@ -289,8 +296,17 @@ static void add_data_commands(CLI::App& app) {
       std::printf("%s: ok (%s)\n", recipe.c_str(), s.c_str());
       return;
     }
-    if (run_quiet) set_progress_enabled(false);
-    run_recipe(recipe, run_threads, !run_quiet, command_line());
+    // Under mpirun every rank runs the recipe on its share of the inputs; rank 0 writes the outputs.
+    DataRanks d = data_mpi_init();
+    if (run_quiet || d.rank > 0) set_progress_enabled(false);
+    if (d.world > 1 && d.rank == 0) std::fprintf(stderr, "todae data run: %d ranks\n", d.world);
+    try {
+      run_recipe(recipe, run_threads, !run_quiet && d.rank == 0, command_line());
+    } catch (const std::exception& e) {
+      if (d.world > 1) data_mpi_abort(e.what());
+      throw;
+    }
+    data_mpi_finalize();
   });
 
   static std::vector<std::string> report_dirs;

@@ -380,3 +380,19 @@ struct TokenLoader {
 uint64_t permute_index(uint64_t i, uint64_t n, uint64_t key);
 
 }  // namespace todae
+
+// ---- MPI ranks ----------------------------------------------------------------------------------
+//
+// `mpirun -np N todae data run --recipe FILE` runs every stage as N ranks over rank-partitioned
+// inputs with the same output as one process (docs/data.md, "Scaling out"). MPI is initialised
+// only under a launcher (OMPI_COMM_WORLD_SIZE / PMI_SIZE > 1); a build without MPI fails there
+// with a message instead of running N copies.
+namespace todae {
+struct DataRanks {
+  int rank = 0, world = 1, local_world = 1;
+};
+DataRanks data_mpi_init();
+void data_mpi_finalize();
+// Prints the error with the rank and takes the whole job down (the other ranks would wait forever).
+[[noreturn]] void data_mpi_abort(const std::string& what);
+}  // namespace todae

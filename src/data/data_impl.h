@@ -299,3 +299,107 @@ std::string options_json(const InputOptions& o);
 std::string with_input(const InputOptions& in, const std::string& stage_options_json);
 
 }  // namespace todae::data
+
+// ---- MPI ranks (data_mpi.cpp) --------------------------------------------------------------------
+//
+// `mpirun -np N todae data run ...`: every stage maps over a contiguous, rank-partitioned run of
+// the input chunks and reduces on rank 0, which alone writes the stage's outputs and report. With
+// one process (no launcher, or built without MPI) every function below is the single-process path.
+namespace todae::data {
+
+struct Ranks {
+  int rank = 0, world = 1, local_world = 1;
+};
+const Ranks& ranks();
+inline bool distributed() { return ranks().world > 1; }
+inline bool lead() { return ranks().rank == 0; }
+
+void barrier();
+// Each rank's bytes, on rank 0 in rank order (other ranks get an empty vector). Collective.
+std::vector<std::string> gather(std::string mine);
+// Rank 0's `s` on every rank. Collective.
+void broadcast(std::string& s);
+// Rank 0 gives parts[r] to rank r (parts has one entry per rank on rank 0). Collective.
+std::string scatter(std::vector<std::string> parts);
+// Every rank's value on every rank; `prefix` (optional) gets the exclusive prefix sums (N + 1).
+std::vector<uint64_t> gather_u64(uint64_t v, std::vector<uint64_t>* prefix = nullptr);
+// prepare_output_dir on rank 0, then a barrier.
+void prepare_output_dir_ranked(const std::string& dir, const std::vector<InputFile>& inputs, const InputOptions& in);
+
+// for_each_chunk over this rank's contiguous run of chunks (all of them with one process). Rank r's
+// chunks come before rank r+1's in input order; `cd.seq` counts this rank's chunks.
+void for_each_chunk_ranked(const std::vector<InputFile>& files, const InputOptions& in, int threads, bool progress,
+                           const std::string& label, const std::function<void(ChunkDocs&)>& work,
+                           const std::function<void(ChunkDocs&)>& done);
+
+// A stage's JSONL output: rank 0 writes parts directly; the others write a temporary slice in the
+// output folder that rank 0 appends in rank order in finish(), so the parts are byte-identical to
+// one process's. finish() is collective; it returns the part names on rank 0, nothing elsewhere.
+struct OutputSink {
+  explicit OutputSink(const CommonOptions& co);
+  ~OutputSink();
+  void write(std::string_view records);
+  std::vector<std::string> finish();
+
+ private:
+  std::string dir_, slice_;
+  std::unique_ptr<PartWriter> writer_;
+  int fd_ = -1;
+  uint64_t bytes_ = 0;
+};
+
+// Sums the ranks' reports (docs, bytes, counts, sources, langs) into rank 0's. Collective.
+void reduce_report(StageReport& total);
+
+}  // namespace todae::data
+
+// ---- character scans for hot loops (clean, filter, io) -------------------------------------------
+//
+// std::string_view::find_first_not_of(" \t") and friends call memchr on the set once per character
+// they look at; lines are short and these run on every line of every document, so plain loops with
+// the set as a predicate. Same results (npos when every character is in the set).
+#include <algorithm>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace todae::data {
+
+inline bool space_or_tab(char c) { return c == ' ' || c == '\t'; }
+
+template <typename Pred>
+inline size_t first_not(std::string_view s, Pred in_set) {
+  size_t i = 0;
+  while (i < s.size() && in_set(s[i])) ++i;
+  return i == s.size() ? std::string_view::npos : i;
+}
+
+template <typename Pred>
+inline size_t last_not(std::string_view s, Pred in_set) {
+  size_t i = s.size();
+  while (i > 0 && in_set(s[i - 1])) --i;
+  return i == 0 ? std::string_view::npos : i - 1;
+}
+
+// Code points in s (as data::count_code_points: bytes that are not UTF-8 continuation bytes),
+// sixteen bytes at a time where SSE2 is there: clean and filter count every line of every document.
+inline uint64_t count_code_points_fast(std::string_view s) {
+  uint64_t n = 0;
+  size_t i = 0;
+#if defined(__SSE2__)
+  while (s.size() - i >= 16) {
+    __m128i acc = _mm_setzero_si128();  // per-byte counters, at most 255 blocks before summing
+    size_t end = std::min(s.size() - 15, i + 255 * 16);
+    for (; i < end; i += 16) {
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s.data() + i));
+      acc = _mm_sub_epi8(acc, _mm_cmpgt_epi8(v, _mm_set1_epi8(char(0xBF))));  // signed: not 0x80-0xBF
+    }
+    __m128i sums = _mm_sad_epu8(acc, _mm_setzero_si128());
+    n += uint64_t(_mm_cvtsi128_si32(sums)) + uint64_t(_mm_extract_epi16(sums, 4));
+  }
+#endif
+  for (; i < s.size(); ++i) n += (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+  return n;
+}
+
+}  // namespace todae::data

@@ -61,13 +61,13 @@ StageReport run_mix(const InputOptions& in, const MixOptions& opt, const CommonO
   if (wsum <= 0) fail("mix: the weights sum to 0");
   if (!(opt.max_repeat >= 1)) fail("mix: max_repeat must be at least 1");
   std::vector<InputFile> files = resolve_inputs(in);
-  prepare_output_dir(co.output, files, in);
+  prepare_output_dir_ranked(co.output, files, in);
 
   // Pass 1: bytes per group.
   std::map<std::string, std::pair<uint64_t, uint64_t>> groups;  // group -> (documents, bytes)
   StageReport total;
   total.stage = "mix";
-  for_each_chunk(
+  for_each_chunk_ranked(
       files, in, co.threads, co.progress, "mix: counting",
       [&](ChunkDocs& cd) {
         for (const Doc& d : cd.docs) {
@@ -84,6 +84,30 @@ StageReport run_mix(const InputOptions& in, const MixOptions& opt, const CommonO
         }
         total.merge(cd.rep);
       });
+  if (distributed()) {  // the group sizes of all ranks, on every rank
+    ojson mine = ojson::object();
+    for (auto& [g, c] : groups) mine[g] = {c.first, c.second};
+    std::vector<std::string> all = gather(mine.dump());
+    std::string sum;
+    if (lead()) {
+      groups.clear();
+      for (const std::string& a : all) {
+        ojson j = ojson::parse(a);
+        for (auto& [g, c] : j.items()) {
+          auto& t = groups[g];
+          t.first += c[0].get<uint64_t>();
+          t.second += c[1].get<uint64_t>();
+        }
+      }
+      ojson j = ojson::object();
+      for (auto& [g, c] : groups) j[g] = {c.first, c.second};
+      sum = j.dump();
+    }
+    broadcast(sum);
+    groups.clear();
+    ojson j = ojson::parse(sum);
+    for (auto& [g, c] : j.items()) groups[g] = {c[0].get<uint64_t>(), c[1].get<uint64_t>()};
+  }
 
   // Factors: each weighted pattern's share of the weighted total; groups under one pattern share
   // its factor in proportion to their size.
@@ -109,13 +133,13 @@ StageReport run_mix(const InputOptions& in, const MixOptions& opt, const CommonO
   for (size_t i = 0; i < opt.weights.size(); ++i) {
     double want = opt.weights[i].second / wsum * target_total;
     if (avail[i] == 0) {
-      if (opt.weights[i].second > 0)
+      if (opt.weights[i].second > 0 && lead())
         print_warning(cat("mix: no documents match '", opt.weights[i].first, "' (groups are ", opt.by, " names)"));
       continue;
     }
     factor[i] = want / double(avail[i]);
     if (factor[i] > opt.max_repeat) {
-      print_warning(cat("mix: '", opt.weights[i].first, "' would need ", factor[i], " repeats; capped at ", opt.max_repeat,
+      if (lead()) print_warning(cat("mix: '", opt.weights[i].first, "' would need ", factor[i], " repeats; capped at ", opt.max_repeat,
                         " (its share will be lower)"));
       factor[i] = opt.max_repeat;
     }
@@ -127,10 +151,10 @@ StageReport run_mix(const InputOptions& in, const MixOptions& opt, const CommonO
   };
 
   // Pass 2: sample and write.
-  PartWriter writer(co.output, co.compress, co.part_bytes);
+  OutputSink writer(co);
   std::map<std::string, uint64_t> out_bytes;
   uint64_t seed = mix64(opt.seed ^ 0x313a);
-  for_each_chunk(
+  for_each_chunk_ranked(
       files, in, co.threads, co.progress, "mix: writing",
       [&](ChunkDocs& cd) {
         for (const Doc& d : cd.docs) {
@@ -164,6 +188,16 @@ StageReport run_mix(const InputOptions& in, const MixOptions& opt, const CommonO
         for (size_t i = 0; i < cd.notes.size(); ++i) out_bytes[cd.notes[i]] += cd.aux[i];
       });
   total.outputs = writer.finish();
+  if (distributed()) {
+    ojson mine = ojson::object();
+    for (auto& [g, b] : out_bytes) mine[g] = b;
+    std::vector<std::string> all = gather(mine.dump());
+    for (size_t r = 1; r < all.size(); ++r) {
+      ojson j = ojson::parse(all[r]);
+      for (auto& [g, b] : j.items()) out_bytes[g] += b.get<uint64_t>();
+    }
+    reduce_report(total);
+  }
   extra["bytes_out_per_group"] = ojson::object();
   for (auto& [g, b] : out_bytes) extra["bytes_out_per_group"][g] = b;
   total.extra = extra.dump();

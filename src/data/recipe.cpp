@@ -233,24 +233,32 @@ void run_recipe(const std::string& path, int threads, bool progress, const std::
   using namespace data;
   std::string text = read_file(path);
   Recipe r = parse_recipe(text, path);
-  // The recipe folder holds only stage folders (NN-stage) and a copy of the recipe.
-  if (is_directory(r.output)) {
-    std::error_code ec;
-    for (auto& e : fs::directory_iterator(r.output, ec)) {
-      std::string n = e.path().filename().string();
-      bool ok = n == "recipe.json" || (n.size() > 3 && isdigit((unsigned char)n[0]) && isdigit((unsigned char)n[1]) && n[2] == '-');
-      if (!ok) fail("recipe output ", r.output, " holds files todae did not write (", n, "); choose an empty or new folder");
+  // Ranks (mpirun): rank 0 alone checks and writes the recipe folder and reports; every stage
+  // ends with all ranks seeing its committed output.
+  const bool lead = data::lead();
+  if (lead) {
+    // The recipe folder holds only stage folders (NN-stage) and a copy of the recipe.
+    if (is_directory(r.output)) {
+      std::error_code ec;
+      for (auto& e : fs::directory_iterator(r.output, ec)) {
+        std::string n = e.path().filename().string();
+        bool ok = n == "recipe.json" || (n.size() > 3 && isdigit((unsigned char)n[0]) && isdigit((unsigned char)n[1]) && n[2] == '-');
+        if (!ok) fail("recipe output ", r.output, " holds files todae did not write (", n, "); choose an empty or new folder");
+      }
     }
-  }
-  prepare_output_dir_paths(r.output + "/01-" + r.stages[0].name, r.inputs);
-  write_file_atomic(r.output + "/recipe.json", text);
+    prepare_output_dir_paths(r.output + "/01-" + r.stages[0].name, r.inputs);
+    write_file_atomic(r.output + "/recipe.json", text);
+  }  // lead
+  barrier();
+  if (threads <= 0 && r.threads <= 0 && distributed())  // the node's cores shared by its ranks
+    threads = std::max(1, default_threads() / std::max(1, ranks().local_world));
   InputOptions in = r.input;
   for (size_t i = 0; i < r.stages.size(); ++i) {
     const Stage& s = r.stages[i];
     CommonOptions co;
     co.output = cat(r.output, "/", two_digits(i + 1), "-", s.name);
     co.threads = threads > 0 ? threads : r.threads;
-    co.progress = progress;
+    co.progress = progress && lead;
     co.compress = r.compress;
     co.part_bytes = r.part_bytes;
     co.command = command;
@@ -263,7 +271,7 @@ void run_recipe(const std::string& path, int threads, bool progress, const std::
                                             : with_input(in, options_json(s.shard));
     // Resume: a stage whose report records the same options and inputs already ran.
     std::string report = co.output + "/report.json";
-    bool done = file_exists(report) && (s.name != "shard" || file_exists(co.output + "/manifest.json"));
+    bool done = lead && file_exists(report) && (s.name != "shard" || file_exists(co.output + "/manifest.json"));
     if (done) {
       try {
         StageReport old = parse_report(read_file(report), report);
@@ -273,8 +281,13 @@ void run_recipe(const std::string& path, int threads, bool progress, const std::
         done = false;
       }
     }
+    if (distributed()) {  // rank 0 decides, so that all ranks run the same stages
+      std::string d = done ? "1" : "0";
+      broadcast(d);
+      done = d == "1";
+    }
     if (done) {
-      std::fprintf(stderr, "%s: up to date, skipped\n", co.output.c_str());
+      if (lead) std::fprintf(stderr, "%s: up to date, skipped\n", co.output.c_str());
     } else {
       StageReport rep = s.name == "ingest"   ? run_ingest(in, co)
                         : s.name == "clean"  ? run_clean(in, s.clean, co)
@@ -283,10 +296,12 @@ void run_recipe(const std::string& path, int threads, bool progress, const std::
                         : s.name == "dedup"  ? run_dedup(in, s.dedup, co)
                         : s.name == "mix"    ? run_mix(in, s.mix, co)
                                              : run_shard(in, s.shard, co);
-      std::fprintf(stderr, "%s: %llu -> %llu documents, %.1f -> %.1f MB in %.2f s\n", co.output.c_str(),
-                   (unsigned long long)rep.docs_in, (unsigned long long)rep.docs_out, rep.bytes_in / 1e6,
-                   rep.bytes_out / 1e6, rep.seconds);
+      if (lead)
+        std::fprintf(stderr, "%s: %llu -> %llu documents, %.1f -> %.1f MB in %.2f s\n", co.output.c_str(),
+                     (unsigned long long)rep.docs_in, (unsigned long long)rep.docs_out, rep.bytes_in / 1e6,
+                     rep.bytes_out / 1e6, rep.seconds);
     }
+    barrier();  // every rank is done with this stage (clean rewrites its report after the commit)
     InputOptions next;
     next.inputs = {co.output};
     next.strict = in.strict;

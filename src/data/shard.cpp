@@ -409,7 +409,7 @@ StageReport run_shard(const InputOptions& in, const ShardOptions& opt, const Com
                               : -1;
 
   std::vector<InputFile> files = resolve_inputs(in);
-  prepare_output_dir(co.output, files, in);
+  prepare_output_dir_ranked(co.output, files, in);
   int threads = resolve_threads(co.threads);
   SplitWriter train{co.output, "train", header, opt.shard_tokens, nullptr, {}};
   SplitWriter val{co.output, "val", header, opt.shard_tokens, nullptr, {}};
@@ -421,8 +421,27 @@ StageReport run_shard(const InputOptions& in, const ShardOptions& opt, const Com
   eo.split_special = opt.split_special;
   uint64_t split_seed = mix64(opt.seed ^ 0x5eed5911ull);
   std::map<std::string, SourceCount> sources;
+  // Ranks other than 0 keep their documents' tokens in a temporary file (uint32 each) and one
+  // (token count | val << 63) per document; rank 0 appends them to the shards in rank order after
+  // its own, so the shards are those one process writes.
+  const bool spill = distributed() && !lead();
+  std::string spill_path = spill ? temp_name(cat(co.output, "/.rank-", ranks().rank, ".tokens")) : "";
+  int spill_fd = -1;
+  std::vector<uint64_t> spill_docs;
+  if (spill) {
+    spill_fd = ::open(spill_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (spill_fd < 0) fail("cannot write ", spill_path, ": ", std::strerror(errno));
+  }
+  struct SpillGuard {
+    int& fd;
+    std::string path;
+    ~SpillGuard() {
+      if (fd >= 0) ::close(fd);
+      if (!path.empty()) ::unlink(path.c_str());
+    }
+  } spill_guard{spill_fd, spill_path};
 
-  for_each_chunk(
+  for_each_chunk_ranked(
       files, in, threads, co.progress, "shard",
       [&](ChunkDocs& cd) {
         // Per document: aux = token count | (val << 63); tokens of all documents in aux32.
@@ -446,11 +465,15 @@ StageReport run_shard(const InputOptions& in, const ShardOptions& opt, const Com
       },
       [&](ChunkDocs& cd) {
         size_t off = 0;
+        if (spill) {
+          write_all(spill_fd, std::string_view(reinterpret_cast<const char*>(cd.aux32.data()), cd.aux32.size() * 4), spill_path);
+          spill_docs.insert(spill_docs.end(), cd.aux.begin(), cd.aux.end());
+        }
         for (size_t i = 0; i < cd.docs.size(); ++i) {
           uint64_t n = cd.aux[i] & ~(uint64_t(1) << 63);
           bool is_val = cd.aux[i] >> 63;
           std::span<const uint32_t> toks(cd.aux32.data() + off, n);
-          (is_val ? val : train).add_doc(toks);
+          if (!spill) (is_val ? val : train).add_doc(toks);
           off += n;
           SourceCount& sc = sources[cd.docs[i].source];
           sc.documents += 1;
@@ -459,6 +482,47 @@ StageReport run_shard(const InputOptions& in, const ShardOptions& opt, const Com
         }
         total.merge(cd.rep);
       });
+  if (distributed()) {
+    if (spill && ::close(spill_fd) != 0) fail("cannot write ", spill_path, ": ", std::strerror(errno));
+    spill_fd = -1;
+    ojson src = ojson::object();
+    for (auto& [k, v] : sources) src[k] = {v.documents, v.tokens, v.bytes};
+    std::string blob = cat(spill_path, "\n", src.dump(), "\n");
+    blob.append(reinterpret_cast<const char*>(spill_docs.data()), spill_docs.size() * 8);
+    std::vector<std::string> all = gather(std::move(blob));
+    for (size_t r = 1; r < all.size(); ++r) {
+      std::string_view v = all[r];
+      size_t a = v.find('\n'), b = v.find('\n', a + 1);
+      std::string path(v.substr(0, a));
+      ojson src_r = ojson::parse(std::string(v.substr(a + 1, b - a - 1)));
+      for (auto& [k, c] : src_r.items()) {
+        SourceCount& sc = sources[k];
+        sc.documents += c[0].get<uint64_t>();
+        sc.tokens += c[1].get<uint64_t>();
+        sc.bytes += c[2].get<uint64_t>();
+      }
+      std::string_view meta = v.substr(b + 1);
+      uint64_t want = 0;
+      for (size_t i = 0; i < meta.size() / 8; ++i) {
+        uint64_t x;
+        std::memcpy(&x, meta.data() + i * 8, 8);
+        want += x & ~(uint64_t(1) << 63);
+      }
+      if (want == 0) continue;
+      MappedFile toks(path);
+      if (toks.size != want * 4) fail(path, ": rank ", r, "'s tokens are ", toks.size, " bytes, expected ", want * 4);
+      const uint32_t* p = reinterpret_cast<const uint32_t*>(toks.data);
+      for (size_t i = 0; i < meta.size() / 8; ++i) {
+        uint64_t x;
+        std::memcpy(&x, meta.data() + i * 8, 8);
+        uint64_t n = x & ~(uint64_t(1) << 63);
+        ((x >> 63) ? val : train).add_doc(std::span<const uint32_t>(p, n));
+        p += n;
+      }
+    }
+    barrier();  // rank 0 has read every rank's tokens
+    reduce_report(total);
+  }
   train.finish();
   val.finish();
 
@@ -497,10 +561,22 @@ StageReport run_shard(const InputOptions& in, const ShardOptions& opt, const Com
   total.extra = extra.dump();
   total.seconds = seconds_since(t0);
   // report.json first, manifest.json last: the manifest is what makes the folder loadable.
-  std::error_code ec;
-  std::filesystem::remove(co.output + "/manifest.json", ec);
-  write_file_atomic(co.output + "/report.json", report_to_json(total));
-  commit_outputs(co.output, names, "manifest.json", manifest_to_json(m));
+  std::string report_json;
+  if (lead()) {
+    report_json = report_to_json(total);
+    std::error_code ec;
+    std::filesystem::remove(co.output + "/manifest.json", ec);
+    write_file_atomic(co.output + "/report.json", report_json);
+    commit_outputs(co.output, names, "manifest.json", manifest_to_json(m));
+  }
+  if (distributed()) {  // every rank returns the committed report, after the commit
+    broadcast(report_json);
+    if (!lead()) {
+      StageReport g = parse_report(report_json, co.output + "/report.json");
+      g.options = total.options;
+      total = std::move(g);
+    }
+  }
   return total;
 }
 

@@ -155,11 +155,11 @@ StageReport run_map_stage(const std::string& stage, const InputOptions& in, cons
                           const std::string& options, const DocMap& map) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<InputFile> files = resolve_inputs(in);
-  prepare_output_dir(co.output, files, in);
-  PartWriter writer(co.output, co.compress, co.part_bytes);
+  prepare_output_dir_ranked(co.output, files, in);
+  OutputSink writer(co);
   StageReport total;
   total.stage = stage;
-  for_each_chunk(
+  for_each_chunk_ranked(
       files, in, co.threads, co.progress, stage,
       [&](ChunkDocs& cd) {
         map(cd.docs, cd.rep);
@@ -172,6 +172,7 @@ StageReport run_map_stage(const std::string& stage, const InputOptions& in, cons
         total.merge(cd.rep);
       });
   total.outputs = writer.finish();
+  reduce_report(total);
   return commit_stage(total, files, options, co, t0);
 }
 
@@ -182,7 +183,23 @@ StageReport& commit_stage(StageReport& total, const std::vector<InputFile>& file
   total.command = co.command;
   total.input_signature = input_signature(files);
   total.seconds = seconds_since(t0);
-  commit_outputs(co.output, total.outputs, "report.json", report_to_json(total));
+  if (!distributed()) {
+    commit_outputs(co.output, total.outputs, "report.json", report_to_json(total));
+    return total;
+  }
+  // Ranks: rank 0 holds the reduced report and the parts; it commits, and every rank returns the
+  // committed report (the broadcast also keeps the others from going on before the commit).
+  std::string json;
+  if (lead()) {
+    json = report_to_json(total);
+    commit_outputs(co.output, total.outputs, "report.json", json);
+  }
+  broadcast(json);
+  if (!lead()) {
+    StageReport g = parse_report(json, co.output + "/report.json");
+    g.options = total.options;
+    total = std::move(g);
+  }
   return total;
 }
 
