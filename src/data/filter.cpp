@@ -1,12 +1,22 @@
 // filter: language by script ratios, and quality rules in the spirit of Gopher (Rae et al. 2021)
 // and C4 (Raffel et al. 2020), with Korean-aware variants where word-based rules assume English.
 #include <algorithm>
+#include <span>
 #include <utf8proc.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "data/data_impl.h"
 #include "data/json_util.h"
 
 namespace todae {
+
+// data::xxh64 inlined (xxHash's own code from its header, so the same values): these loops hash
+// every word or line, and the call into the shared library cost more than the hashing.
+static inline uint64_t hash64(std::string_view s, uint64_t seed = 0) { return XXH64(s.data(), s.size(), seed); }
 
 namespace {
 
@@ -66,7 +76,10 @@ inline Kind next_kind(std::string_view text, size_t& i, uint32_t* cp) {
   return classify(*cp);
 }
 
-inline bool is_letter(Kind k) { return k == kHangul || k == kLatin || k == kHan || k == kOtherLetter; }
+inline bool is_letter(Kind k) {
+  constexpr unsigned kLetters = 1u << kHangul | 1u << kLatin | 1u << kHan | 1u << kOtherLetter;
+  return (kLetters >> k) & 1;
+}
 
 const std::vector<std::string>& rule_names() {
   static const std::vector<std::string> names = {
@@ -82,7 +95,7 @@ struct Word {
 };
 
 bool starts_with_bullet(std::string_view line) {
-  size_t a = line.find_first_not_of(" \t");
+  size_t a = data::first_not(line, data::space_or_tab);
   if (a == std::string_view::npos) return false;
   line = line.substr(a);
   char c = line[0];
@@ -96,7 +109,7 @@ bool starts_with_bullet(std::string_view line) {
 }
 
 bool ends_with_ellipsis(std::string_view line) {
-  size_t b = line.find_last_not_of(" \t");
+  size_t b = data::last_not(line, data::space_or_tab);
   if (b == std::string_view::npos) return false;
   line = line.substr(0, b + 1);
   if (line.back() != '.' && line.back() != '\xA6') return false;
@@ -110,6 +123,11 @@ bool korean_function_word(std::string_view w) {
   while (!w.empty() && (w.back() == '.' || w.back() == ',' || w.back() == '!' || w.back() == '?' || w.back() == ')' ||
                         w.back() == '"' || w.back() == '\'' || w.back() == ':'))
     w.remove_suffix(1);
+  // Every ending and word below is or ends in a Hangul syllable (three bytes, the first 0xEA-0xED):
+  // that byte alone rules out the English and numeric words of a mixed text.
+  if (w.size() < 3) return false;
+  unsigned char lead = static_cast<unsigned char>(w[w.size() - 3]);
+  if (lead < 0xEA || lead > 0xED) return false;
   static const std::string_view endings[] = {"은", "는", "이", "가", "을", "를", "에", "의", "로", "와", "과", "도", "다",
                                              "요", "서", "고", "며", "면", "지", "게", "한", "된", "인", "할", "될"};
   static const std::string_view words[] = {"및", "등", "수", "것", "또는", "그리고", "그", "이", "저", "더", "또한", "위해"};
@@ -128,13 +146,28 @@ bool english_stopword(std::string_view w) {
   return l == "the" || l == "be" || l == "to" || l == "of" || l == "and" || l == "that" || l == "have" || l == "with";
 }
 
+// `needle` is lowercase ASCII. Every document that passes the other rules is searched, so the
+// first letter is looked for sixteen bytes at a time where SSE2 is there (every x86-64).
 bool contains_ci(std::string_view hay, std::string_view needle) {
+  if (needle.empty()) return true;
   if (needle.size() > hay.size()) return false;
-  for (size_t i = 0; i + needle.size() <= hay.size(); ++i) {
+  const size_t last = hay.size() - needle.size();  // the last position a match can start at
+  auto match_at = [&](size_t i) {
     size_t k = 0;
     while (k < needle.size() && char(hay[i + k] | 0x20) == needle[k]) ++k;
-    if (k == needle.size()) return true;
+    return k == needle.size();
+  };
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i lower = _mm_set1_epi8(0x20), first = _mm_set1_epi8(needle[0]);
+  for (; i + 16 <= last + 1; i += 16) {
+    __m128i v = _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(hay.data() + i)), lower);
+    for (unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, first))); m != 0; m &= m - 1)
+      if (match_at(i + size_t(__builtin_ctz(m)))) return true;
   }
+#endif
+  for (; i <= last; ++i)
+    if (match_at(i)) return true;
   return false;
 }
 
@@ -144,37 +177,54 @@ uint64_t combine(uint64_t h, uint64_t w) { return data::mix64(h * 0x100000001b3u
 
 std::vector<std::string> filter_rule_names() { return rule_names(); }
 
-// Counts one character into the statistics both text_stats and filter_reason gather.
-static inline void tally(TextStats& s, Kind k, uint32_t cp) {
-  ++s.chars;
-  switch (k) {
-    case kSpace: ++s.spaces; break;
-    case kHangul: ++s.hangul; break;
-    case kLatin: ++s.latin; break;
-    case kHan: ++s.han; break;
-    case kOtherLetter: ++s.other_letters; break;
-    case kDigit: ++s.digits; break;
-    case kMark: break;
-    case kSymbol: ++s.symbols; break;
+// The end of the run of ASCII letters from text[i]: sixteen bytes at a time where SSE2 is there.
+static inline size_t ascii_letters_end(std::string_view text, size_t i) {
+  const size_t n = text.size();
+#if defined(__SSE2__)
+  while (n - i >= 16) {
+    // (b | 0x20) in 'a'..'z' exactly for ASCII letters; bytes >= 0x80 compare as negative.
+    __m128i v = _mm_or_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i)), _mm_set1_epi8(0x20));
+    __m128i letter = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('a' - 1)), _mm_cmplt_epi8(v, _mm_set1_epi8('z' + 1)));
+    unsigned other = ~unsigned(_mm_movemask_epi8(letter)) & 0xFFFF;
+    if (other) return i + size_t(__builtin_ctz(other));
+    i += 16;
   }
-  if (cp == '\n') ++s.lines;
+#endif
+  while (i < n && ((text[i] | 0x20) >= 'a' && (text[i] | 0x20) <= 'z')) ++i;
+  return i;
+}
+
+// Characters per Kind go into an array in the loops below (a switch there costs a mispredicted
+// jump per character); this moves them into the statistics.
+static void add_kind_counts(TextStats& s, const uint64_t (&by_kind)[8]) {
+  for (uint64_t n : by_kind) s.chars += n;
+  s.spaces += by_kind[kSpace];
+  s.hangul += by_kind[kHangul];
+  s.latin += by_kind[kLatin];
+  s.han += by_kind[kHan];
+  s.other_letters += by_kind[kOtherLetter];
+  s.digits += by_kind[kDigit];
+  s.symbols += by_kind[kSymbol];
 }
 
 TextStats text_stats(std::string_view text) {
   TextStats s;
   bool in_word = false;
   s.lines = text.empty() ? 0 : 1;
+  uint64_t by_kind[8] = {};
   for (size_t i = 0; i < text.size();) {
     uint32_t cp;
     Kind k = next_kind(text, i, &cp);
-    tally(s, k, cp);
+    ++by_kind[k];
     if (k == kSpace) {
+      s.lines += cp == '\n';
       in_word = false;
     } else if (!in_word) {
       in_word = true;
       ++s.words;
     }
   }
+  add_kind_counts(s, by_kind);
   return s;
 }
 
@@ -190,39 +240,87 @@ std::string filter_reason(std::string_view text, const FilterOptions& opt, std::
   auto on = [&](const char* rule) { return std::find(opt.disable.begin(), opt.disable.end(), rule) == opt.disable.end(); };
   // One pass: character classes, words, lines.
   TextStats s;
-  thread_local std::vector<Word> words;  // reused: most documents are short, allocation would dominate
-  words.clear();
+  // Reused across documents and only ever grown (vector::push_back per word, not inlined, showed
+  // in profiles).
+  thread_local std::vector<Word> word_buf;
+  Word* wp = word_buf.data();
+  size_t word_count = 0;
+  auto add_word = [&](const Word& w) {
+    if (word_count == word_buf.size()) {
+      word_buf.resize(std::max<size_t>(256, 2 * word_buf.size()));
+      wp = word_buf.data();
+    }
+    wp[word_count++] = w;
+  };
   s.lines = text.empty() ? 0 : 1;
-  uint64_t hash_ellipsis = 0;
+  uint64_t hash_ellipsis = 0, by_kind[8] = {};
   Word cur{};
   bool in_word = false;
-  for (size_t i = 0; i < text.size();) {
+  const size_t n = text.size();
+  auto ascii_letter = [&](size_t j) {
+    unsigned char b = static_cast<unsigned char>(text[j]);
+    return b < 0x80 && kAscii.k[b] == kLatin;
+  };
+  auto hangul_syllable = [&](size_t j) {  // U+AC00-U+D7A3, decoded as decode_cp does
+    unsigned char b = static_cast<unsigned char>(text[j]);
+    if (b < 0xEA || b > 0xED || j + 2 >= n) return false;
+    uint32_t c = uint32_t(b & 0x0F) << 12 | uint32_t(text[j + 1] & 0x3F) << 6 | uint32_t(text[j + 2] & 0x3F);
+    return c >= 0xAC00 && c <= 0xD7A3;
+  };
+  for (size_t i = 0; i < n;) {
     size_t at = i;
-    uint32_t cp;
-    Kind k = next_kind(text, i, &cp);
-    tally(s, k, cp);
-    if (cp == '#' || cp == 0x2026) ++hash_ellipsis;
-    if (cp == '.' && i + 1 < text.size() && text[i] == '.' && text[i + 1] == '.' && (at == 0 || text[at - 1] != '.'))
-      ++hash_ellipsis;
-    if (k == kSpace) {
-      if (in_word) {
-        cur.end = uint32_t(at);
-        words.push_back(cur);
-        in_word = false;
-      }
-    } else {
+    // Runs of ASCII letters or of Hangul syllables, most of any text, are counted a run at a time:
+    // one update per run rather than per character (a counter bumped per character makes every
+    // character wait for the previous one's increment).
+    uint32_t run = 0;
+    if (ascii_letter(i)) {
+      i = ascii_letters_end(text, i + 1);
+      run = uint32_t(i - at);
+      by_kind[kLatin] += run;
+    } else if (hangul_syllable(i)) {
+      do i += 3, ++run;
+      while (i < n && hangul_syllable(i));
+      by_kind[kHangul] += run;
+    }
+    if (run > 0) {
       if (!in_word) {
         cur = Word{uint32_t(at), 0, 0, false};
         in_word = true;
       }
-      ++cur.chars;
-      cur.alpha |= is_letter(k);
+      cur.chars += run;
+      cur.alpha = true;
+      continue;
     }
+    uint32_t cp;
+    Kind k = next_kind(text, i, &cp);
+    ++by_kind[k];
+    if (k == kSpace) {
+      s.lines += cp == '\n';
+      if (in_word) {
+        cur.end = uint32_t(at);
+        add_word(cur);
+        in_word = false;
+      }
+      continue;
+    }
+    if (k == kSymbol) {  // '#', '.' and U+2026 are symbols
+      if (cp == '#' || cp == 0x2026) ++hash_ellipsis;
+      if (cp == '.' && i + 1 < text.size() && text[i] == '.' && text[i + 1] == '.' && (at == 0 || text[at - 1] != '.'))
+        ++hash_ellipsis;
+    }
+    if (!in_word) {
+      cur = Word{uint32_t(at), 0, 0, false};
+      in_word = true;
+    }
+    ++cur.chars;
+    cur.alpha |= is_letter(k);
   }
   if (in_word) {
     cur.end = uint32_t(text.size());
-    words.push_back(cur);
+    add_word(cur);
   }
+  add_kind_counts(s, by_kind);
+  const std::span<const Word> words(wp, word_count);
   s.words = words.size();
   std::string lang = detect_language(s, opt);
   if (lang_out) *lang_out = lang;
@@ -259,16 +357,16 @@ std::string filter_reason(std::string_view text, const FilterOptions& opt, std::
     if (eol == std::string_view::npos) eol = text.size();
     std::string_view line = text.substr(pos, eol - pos);
     pos = eol + 1;
-    size_t a = line.find_first_not_of(" \t"), b = line.find_last_not_of(" \t");
+    size_t a = data::first_not(line, data::space_or_tab), b = data::last_not(line, data::space_or_tab);
     if (a == std::string_view::npos) continue;
     line = line.substr(a, b - a + 1);
     ++lines;
     bullets += starts_with_bullet(line);
     ellipses += ends_with_ellipsis(line);
-    uint32_t chars = uint32_t(data::count_code_points(line));
+    uint32_t chars = uint32_t(data::count_code_points_fast(line));
     short_lines += chars < opt.short_line_chars;
     line_chars += chars;
-    line_hashes.push_back({data::xxh64(line), chars});
+    line_hashes.push_back({hash64(line), chars});
   }
   if (lines > 0) {
     if (on("bullet_lines") && double(bullets) > opt.max_bullet_lines * double(lines)) return "bullet_lines";
@@ -299,56 +397,89 @@ std::string filter_reason(std::string_view text, const FilterOptions& opt, std::
     return "short_lines";
   if (on("lorem_ipsum") && contains_ci(text, "lorem ipsum")) return "lorem_ipsum";
   // Word n-grams: the most frequent 2/3/4-gram, and repeats of 5..10-grams (Gopher's repetition
-  // rules). n-gram hashes are extended one word at a time; counting uses an open-addressing table
-  // reused across documents, so each n costs O(words).
+  // rules). The n-gram hash at word i combines the (n-1)-gram hashes at i and i+1; counting uses
+  // an open-addressing table reused across documents.
+  //
+  // An n-gram can occur twice only where both (n-1)-grams inside it occur twice, so round n looks
+  // only at the positions i whose (n-1)-grams at i and i+1 were repeated. The others hold n-grams
+  // seen once, which change neither the most frequent n-gram nor the repeated characters, so the
+  // result is the same as counting every position; in running text few positions survive the
+  // first rounds, which makes the ten rounds cost little more than one.
   bool top = on("top_ngram"), dup = on("dup_ngram");
   if ((top || dup) && words.size() >= std::max<uint64_t>(2, opt.ngram_min_words)) {
-    thread_local std::vector<uint64_t> gram, keys;
-    thread_local std::vector<int64_t> cover_delta;
-    thread_local std::vector<uint32_t> counts;
-    thread_local std::vector<uint64_t> prefix;  // word chars before word i
+    thread_local std::vector<uint64_t> gram, keys, prefix;
+    thread_local std::vector<uint32_t> counts, slot, cand, repeated;
+    thread_local std::vector<uint8_t> level;  // level[i] == n: the n-gram at i is repeated
     size_t W = words.size();
     gram.resize(W);
+    slot.resize(W);
+    level.assign(W, 0);
     prefix.resize(W + 1);
     prefix[0] = 0;
     for (size_t i = 0; i < W; ++i) {
-      gram[i] = data::xxh64(text.substr(words[i].begin, words[i].end - words[i].begin));
+      gram[i] = hash64(text.substr(words[i].begin, words[i].end - words[i].begin));
       prefix[i + 1] = prefix[i] + words[i].chars;
     }
+    // The table is left empty after every round (clear() below), so it is zeroed only when it
+    // grows; a document uses the first `cap` slots, enough to keep it at most half full.
     size_t cap = 16;
     while (cap < 2 * W) cap <<= 1;
-    keys.assign(cap, 0);
-    counts.assign(cap, 0);
+    if (keys.size() < cap) keys.resize(cap, 0), counts.resize(cap, 0);
+    // Counts one occurrence of h (non-zero); returns its count so far and notes its slot.
+    auto add = [&](uint64_t h, size_t i) {
+      size_t k = size_t(h) & (cap - 1);
+      while (keys[k] != 0 && keys[k] != h) k = (k + 1) & (cap - 1);
+      keys[k] = h;
+      slot[i] = uint32_t(k);
+      return ++counts[k];
+    };
+    // Empties the slots used by the positions in `used`, for the next round.
+    auto clear = [&](const std::vector<uint32_t>& used) {
+      for (uint32_t i : used) keys[slot[i]] = 0, counts[slot[i]] = 0;
+    };
+    // Round 1: repeated words. (Words whose hashes differ only in the lowest bit count as equal
+    // here; an extra candidate costs a probe and changes nothing.)
+    cand.resize(W);
+    for (uint32_t i = 0; i < W; ++i) {
+      cand[i] = i;
+      add(gram[i] | 1, i);
+    }
+    repeated.clear();
+    for (uint32_t i : cand)
+      if (counts[slot[i]] >= 2) repeated.push_back(i), level[i] = 1;
+    clear(cand);
     double total = std::max<double>(1, double(word_chars));
     for (size_t n = 2; n <= 10 && W >= n; ++n) {
-      // gram[i] now covers words i..i+n-2; extend by word i+n-1.
-      for (size_t i = 0; i + n <= W; ++i) gram[i] = combine(gram[i], gram[i + 1] ^ (uint64_t(n) << 56)) | 1;
-      if (n <= 4 && !top) continue;
       if (n >= 5 && !dup) break;
-      std::fill(keys.begin(), keys.end(), 0);
-      std::fill(counts.begin(), counts.end(), 0);
-      uint64_t best = 0;
-      if (n >= 5) cover_delta.assign(W + 1, 0);
-      for (size_t i = 0; i + n <= W; ++i) {
-        uint64_t h = gram[i];
-        size_t slot = size_t(h) & (cap - 1);
-        while (keys[slot] != 0 && keys[slot] != h) slot = (slot + 1) & (cap - 1);
-        keys[slot] = h;
-        uint32_t c = ++counts[slot];
+      cand.clear();
+      for (uint32_t i : repeated)
+        if (i + n <= W && level[i + 1] == n - 1) cand.push_back(i);
+      // Ascending, so gram[i + 1] still holds the (n-1)-gram when gram[i] is extended.
+      uint64_t best = 0, chars = 0;
+      size_t run_begin = 0, run_end = 0;  // words covered by repeats, merged as they come in order
+      for (uint32_t i : cand) {
+        uint64_t h = gram[i] = combine(gram[i], gram[i + 1] ^ (uint64_t(n) << 56)) | 1;
+        uint32_t c = add(h, i);
         if (c < 2) continue;
-        if (n <= 4) best = std::max<uint64_t>(best, uint64_t(c) * (prefix[i + n] - prefix[i]));
-        else ++cover_delta[i], --cover_delta[i + n];  // a repeat: words i..i+n-1 are covered
+        if (n <= 4) {
+          best = std::max<uint64_t>(best, uint64_t(c) * (prefix[i + n] - prefix[i]));
+        } else if (i < run_end) {  // a repeat: words i..i+n-1 are covered
+          run_end = i + n;
+        } else {
+          chars += prefix[run_end] - prefix[run_begin];
+          run_begin = i, run_end = i + n;
+        }
       }
+      chars += prefix[run_end] - prefix[run_begin];
+      repeated.clear();
+      for (uint32_t i : cand)
+        if (counts[slot[i]] >= 2) repeated.push_back(i), level[i] = uint8_t(n);
+      clear(cand);
       if (n <= 4) {
+        if (!top) continue;
         double limit = n == 2 ? opt.max_top_2gram : n == 3 ? opt.max_top_3gram : opt.max_top_4gram;
         if (double(best) > limit * total) return "top_ngram";
       } else {
-        uint64_t chars = 0;
-        int64_t depth = 0;
-        for (size_t i = 0; i < W; ++i) {
-          depth += cover_delta[i];
-          if (depth > 0) chars += words[i].chars;
-        }
         double limit = opt.max_dup_5gram + (opt.max_dup_10gram - opt.max_dup_5gram) * double(n - 5) / 5.0;
         if (double(chars) > limit * total) return "dup_ngram";
       }

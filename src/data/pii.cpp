@@ -4,6 +4,7 @@
 // Hand-written matchers rather than regular expressions: each pattern needs validation a regex
 // cannot do (dates, checksums, octet ranges), and one pass over the bytes is fast.
 #include <algorithm>
+#include <cstring>
 
 #include "data/data_impl.h"
 #include "data/json_util.h"
@@ -63,11 +64,28 @@ bool match_email(std::string_view s, size_t at, Match* m) {
 
 // ---- numbers ------------------------------------------------------------------------------------
 
+// A vector of at most N elements in place: the matchers below run at every number in the text,
+// and heap-allocated vectors there cost more than the matching itself.
+template <typename T, size_t N>
+struct SmallVec {
+  T v[N] = {};
+  size_t n = 0;
+  void push_back(const T& x) { v[n++] = x; }
+  void resize(size_t m) { n = m; }  // only ever shrinks
+  size_t size() const { return n; }
+  bool empty() const { return n == 0; }
+  const T& back() const { return v[n - 1]; }
+  const T& operator[](size_t i) const { return v[i]; }
+  const T* begin() const { return v; }
+  const T* end() const { return v + n; }
+};
+
 // Digit groups from `at`: groups of digits joined by one separator each ('-', '.', ' '), all the
-// same separator, optionally "(0XX) " first. Stops before anything else.
+// same separator, optionally "(0XX) " first. Stops before anything else. At most 6 groups.
+constexpr size_t kMaxGroups = 6;
 struct Groups {
-  std::vector<std::string_view> g;
-  std::vector<size_t> ends;  // end of each group
+  SmallVec<std::string_view, kMaxGroups> g;
+  SmallVec<size_t, kMaxGroups> ends;  // end of each group
   char sep = 0;
   size_t end = 0;
   bool paren = false;
@@ -82,7 +100,7 @@ struct Groups {
   }
 };
 
-Groups read_groups(std::string_view s, size_t at, size_t max_groups = 6) {
+Groups read_groups(std::string_view s, size_t at, size_t max_groups = kMaxGroups) {
   Groups r;
   size_t i = at;
   if (i < s.size() && s[i] == '(') {
@@ -185,7 +203,10 @@ bool match_rrn(std::string_view s, size_t at, const PiiOptions& opt, Match* m) {
   for (size_t k = 0; k < 14; ++k)
     if (k != 6 && !digit(s[at + k])) return false;
   if (!right_boundary(s, at + 14)) return false;
-  std::string d = std::string(s.substr(at, 6)) + std::string(s.substr(at + 7, 7));
+  char buf[13];  // the 13 digits without the hyphen
+  std::memcpy(buf, s.data() + at, 6);
+  std::memcpy(buf + 6, s.data() + at + 7, 7);
+  std::string_view d(buf, 13);
   if (!(opt.rrn_require_checksum ? valid_rrn(d) : rrn_date_gender(d))) return false;
   *m = {at, at + 14, kRrn};
   return true;
@@ -193,9 +214,13 @@ bool match_rrn(std::string_view s, size_t at, const PiiOptions& opt, Match* m) {
 
 bool card_groups(std::string_view s, size_t at, const Groups& gr, Match* m) {
   if (gr.paren || gr.g.empty() || gr.sep == '.') return false;
-  std::string d;
-  for (auto g : gr.g) d += g;
-  if (d.size() < 13 || d.size() > 19) return false;
+  size_t total = 0;
+  for (auto g : gr.g) total += g.size();
+  if (total < 13 || total > 19) return false;
+  char buf[19];  // the digits without separators, on the stack
+  size_t len = 0;
+  for (auto g : gr.g) std::memcpy(buf + len, g.data(), g.size()), len += g.size();
+  std::string_view d(buf, len);
   if (gr.g.size() > 1) {
     // Printed card numbers come in groups of 4 (Amex 4-6-5).
     bool fours = true;
@@ -321,7 +346,25 @@ bool match_ipv6(std::string_view s, size_t at, Match* m) {
 
 }  // namespace
 
-std::string scrub_pii(std::string_view s, const PiiOptions& opt, PiiCounts* counts) {
+namespace {
+
+// Bytes that may start a match: digits, '+' and '(' (phone numbers), hex letters (IPv6); and the
+// bytes after which nothing starts (left_boundary): letters, digits and '_'.
+enum : uint8_t { kStartDigit = 1, kStartSign = 2, kStartHex = 4, kWordChar = 8 };
+struct StartBytes {
+  uint8_t k[256];
+  constexpr StartBytes() : k() {
+    for (int c = '0'; c <= '9'; ++c) k[c] = kStartDigit | kWordChar;
+    k[int('+')] = k[int('(')] = kStartSign;
+    for (int c = 'a'; c <= 'z'; ++c) k[c] = k[c - 'a' + 'A'] = (c <= 'f' ? kStartHex : 0) | kWordChar;
+    k[int('_')] = kWordChar;
+  }
+};
+constexpr StartBytes kStartBytes;
+
+// Writes the scrubbed text to *out and returns true when anything was found; returns false and
+// leaves *out alone otherwise, so the stage does not copy the (many) documents without PII.
+bool scrub_into(std::string_view s, const PiiOptions& opt, PiiCounts* counts, std::string* out_text) {
   std::vector<Match> found;
   // E-mail first (they contain digits and dots that the number matchers must not see).
   if (opt.email) {
@@ -339,12 +382,26 @@ std::string scrub_pii(std::string_view s, const PiiOptions& opt, PiiCounts* coun
   }
   size_t e = 0;  // index into the e-mail matches
   std::vector<Match> numbers;
+  const uint8_t may_start = kStartDigit | kStartSign | (opt.ip ? kStartHex : 0);
   for (size_t i = 0; i < s.size();) {
+    // Most bytes cannot start a match: letters past 'f', spaces, Hangul, and anything right after
+    // a letter, digit or '_' (left_boundary). One look-up each.
+    bool after_word = i > 0 && (kStartBytes.k[static_cast<unsigned char>(s[i - 1])] & kWordChar);
+    while (i < s.size()) {
+      uint8_t k = kStartBytes.k[static_cast<unsigned char>(s[i])];
+      if ((k & may_start) && !after_word) break;
+      after_word = k & kWordChar;
+      ++i;
+    }
+    if (i >= s.size()) break;
     char c = s[i];
     bool start = digit(c) || (c == '+' && i + 1 < s.size() && digit(s[i + 1])) || (c == '(' && i + 1 < s.size() && digit(s[i + 1])) ||
                  (opt.ip && hexd(c));
     if (!start || !left_boundary(s, i)) {
+      // Nothing starts inside a run of letters and digits (left_boundary): skip the rest of it.
+      bool word = alnum(c);
       ++i;
+      while (word && i < s.size() && alnum(s[i])) ++i;
       continue;
     }
     while (e < found.size() && found[e].end <= i) ++e;
@@ -373,8 +430,9 @@ std::string scrub_pii(std::string_view s, const PiiOptions& opt, PiiCounts* coun
   }
   found.insert(found.end(), numbers.begin(), numbers.end());
   std::sort(found.begin(), found.end(), [](const Match& a, const Match& b) { return a.begin < b.begin; });
-  if (found.empty()) return std::string(s);
-  std::string out;
+  if (found.empty()) return false;
+  std::string& out = *out_text;
+  out.clear();
   out.reserve(s.size());
   size_t pos = 0;
   for (const Match& m : found) {
@@ -387,6 +445,14 @@ std::string scrub_pii(std::string_view s, const PiiOptions& opt, PiiCounts* coun
     }
   }
   out.append(s.substr(pos));
+  return true;
+}
+
+}  // namespace
+
+std::string scrub_pii(std::string_view s, const PiiOptions& opt, PiiCounts* counts) {
+  std::string out;
+  if (!scrub_into(s, opt, counts, &out)) return std::string(s);
   return out;
 }
 
@@ -406,12 +472,10 @@ StageReport run_pii(const InputOptions& in, const PiiOptions& opt, const CommonO
                              [&](std::vector<Doc>& docs, StageReport& rep) {
                                PiiCounts c;
                                uint64_t changed = 0;
+                               std::string t;
                                for (Doc& d : docs) {
-                                 PiiCounts before = c;
-                                 std::string t = scrub_pii(d.text, opt, &c);
-                                 if (c.email + c.phone + c.rrn + c.card + c.ip !=
-                                     before.email + before.phone + before.rrn + before.card + before.ip) {
-                                   d.text = std::move(t);
+                                 if (scrub_into(d.text, opt, &c, &t)) {
+                                   d.text.swap(t);
                                    ++changed;
                                  }
                                }

@@ -11,6 +11,11 @@ inputs=("$@")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 threads=$(nproc)
+# Note: todae links OpenBLAS (pthreads build), whose worker threads start with the process and spin
+# on sched_yield for a while; a data stage never uses them, but their spinning is counted in the
+# CPU-seconds below (tens of ms per process, varying). OPENBLAS_NUM_THREADS=1 in the environment
+# leaves them out and shows the pipeline's own cost.
+[[ -n ${OPENBLAS_NUM_THREADS:-} ]] && echo "OPENBLAS_NUM_THREADS=$OPENBLAS_NUM_THREADS"
 if [[ -z $tok ]]; then
   tok=$out/tok
   "$todae" tokenizer train --input "${inputs[@]}" --vocab-size 8000 --output "$tok" --quiet 2>/dev/null
@@ -27,6 +32,20 @@ import json, sys
 r = json.load(open(sys.argv[1])); stage, t, wall, user, sysc, rss = sys.argv[2:]
 mb = r["bytes_in"] / 1e6; cpu = float(user) + float(sysc)
 print(f'{stage:<8} {t:<3} {mb:9.1f} {float(wall):9.2f} {mb/float(wall):9.1f} {mb/cpu:11.1f} {int(rss)/1024:8.0f} {r["docs_in"]} -> {r["docs_out"]}')
+with open(sys.argv[1].rsplit("/", 2)[0] + "/cpu", "a") as f:  # for the end-to-end lines below
+    print(stage, mb, cpu, file=f)
+PY
+}
+# End to end: the corpus's MB over the CPU-seconds of the stages run one after another (each one
+# parses and writes JSONL again), the figure the issue's per-core goals are about.
+chain() {  # threads
+  python3 - "$out/t$1/cpu" "$1" <<'PY'
+import sys
+rows = [l.split() for l in open(sys.argv[1])]
+mb = {s: float(m) for s, m, _ in rows}; cpu = {s: float(c) for s, _, c in rows}
+for stages in (["ingest", "clean", "filter", "pii"], ["ingest", "clean", "filter", "pii", "dedup"]):
+    c = sum(cpu[s] for s in stages)
+    print(f'{"+".join(stages)}, {sys.argv[2]} thread(s): {mb["ingest"]:.1f} MB / {c:.2f} CPU-s = {mb["ingest"] / c:.1f} MB per CPU-second')
 PY
 }
 for t in 1 "$threads"; do
@@ -38,6 +57,7 @@ for t in 1 "$threads"; do
   run dedup "$t" "$d/pii" "$d/dedup"
   run mix "$t" "$d/dedup" "$d/mix" --weight 'ko/*=0.5' --weight 'en/*=0.5'
   run shard "$t" "$d/mix" "$d/shard" --tokenizer "$tok"
+  chain "$t"
 done
 echo
 "$todae" data report "$out/t$threads/filter" "$out/t$threads/dedup" | head -60
