@@ -1,7 +1,10 @@
 // todae — one CLI from raw text to a working model. This file only parses flags and reports errors;
 // the work is in the library (src/).
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 #include <new>
 
@@ -26,6 +29,15 @@ void add_registered_commands(CLI::App& app) {
 }  // namespace todae::cli
 
 int main(int argc, char** argv) {
+  // OpenBLAS (the pthreads build Debian ships) starts its worker threads when the library loads and
+  // lets them spin on sched_yield for a while; todae never asks it for threads (its kernels run on
+  // todae's own pool and call OpenBLAS single-threaded), so that spinning only steals CPU from the
+  // real work. The variable is read before main() runs, so set it once and re-execute ourselves.
+  if (!std::getenv("OPENBLAS_NUM_THREADS") && !std::getenv("TODAE_NO_REEXEC")) {
+    ::setenv("OPENBLAS_NUM_THREADS", "1", 1);
+    ::setenv("TODAE_NO_REEXEC", "1", 1);
+    ::execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   CLI::App app{"todae (토대) — a Korean-first foundation-model stack: data, tokenizer, training, inference"};
   app.set_version_flag("--version", "todae 0.1.0");
   app.require_subcommand(1);
