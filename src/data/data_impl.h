@@ -278,6 +278,12 @@ struct ChunkDocs {
 void for_each_chunk(const std::vector<InputFile>& files, const InputOptions& in, int threads, bool progress,
                     const std::string& label, const std::function<void(ChunkDocs&)>& work,
                     const std::function<void(ChunkDocs&)>& done);
+// The ordered pipeline under for_each_chunk and its rank-partitioned twin: next(chunk) yields chunks
+// (false at the end; chunk.file indexes `files`), which are split into documents and handed to
+// work() on `threads` threads, then to done() in input order, then after_done() (progress bars).
+void chunk_pipeline(const std::vector<InputFile>& files, const InputOptions& in, int threads,
+                    const std::function<bool(Chunk&)>& next, const std::function<void(ChunkDocs&)>& work,
+                    const std::function<void(ChunkDocs&)>& done, const std::function<void()>& after_done);
 
 int resolve_threads(int threads);
 std::string now_iso8601();

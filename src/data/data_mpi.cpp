@@ -195,11 +195,10 @@ void for_each_chunk_ranked(const std::vector<InputFile>& files, const InputOptio
   std::vector<InputFile> one;
   std::unique_ptr<ChunkReader> reader;
   bool finished = false;
-  uint64_t seq = 0, shown = 0, produced = 0;  // produced: bytes of the chunks this rank owns
-  threads = resolve_threads(threads);
-  ordered_pipeline<ChunkDocs>(
-      threads, size_t(threads) * 2 + 2,
-      [&](ChunkDocs& cd) {
+  uint64_t shown = 0, produced = 0;  // produced: bytes of the chunks this rank owns
+  chunk_pipeline(
+      files, in, threads,
+      [&](Chunk& chunk) {
         while (!finished) {
           if (!reader) {
             if (k >= files.size() || owner(prefix[k]) > R) {
@@ -210,37 +209,28 @@ void for_each_chunk_ranked(const std::vector<InputFile>& files, const InputOptio
             reader = std::make_unique<ChunkReader>(one, in);
           }
           uint64_t start = prefix[k] + std::min<uint64_t>(reader->bytes_read(), files[k].bytes);
-          if (!reader->next(cd.chunk)) {
+          if (!reader->next(chunk)) {
             reader.reset();
             ++k;
             continue;
           }
           uint64_t o = owner(start);
           if (o < R) {
-            cd.chunk = Chunk();
+            chunk = Chunk();
             continue;
           }
           if (o > R) {
             finished = true;
             break;
           }
-          cd.chunk.file = k;
-          cd.seq = seq++;
-          produced += cd.chunk.data.size();
+          chunk.file = k;
+          produced += chunk.data.size();
           return true;
         }
         return false;
       },
-      [&](ChunkDocs& cd) {
-        split_docs(cd.chunk, files[cd.chunk.file], in, &cd.docs, &cd.rep, &cd.warnings);
-        cd.chunk.data.clear();
-        cd.chunk.data.shrink_to_fit();
-        work(cd);
-      },
-      [&](ChunkDocs& cd) {
-        for (const auto& w : cd.chunk.warnings) print_warning(w);
-        for (const auto& w : cd.warnings) print_warning(w);
-        done(cd);
+      work, done,
+      [&] {
         if (bar && produced > shown) {
           bar->add(produced - shown);
           shown = produced;

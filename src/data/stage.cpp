@@ -102,21 +102,16 @@ StageReport parse_report(std::string_view text, const std::string& name) {
 
 namespace data {
 
-void for_each_chunk(const std::vector<InputFile>& files, const InputOptions& in, int threads, bool progress,
-                    const std::string& label, const std::function<void(ChunkDocs&)>& work,
-                    const std::function<void(ChunkDocs&)>& done) {
-  uint64_t total = 0;
-  for (const auto& f : files) total += f.bytes;
-  std::optional<Progress> bar;
-  if (progress) bar.emplace(label, total);
-  ChunkReader reader(files, in);
-  uint64_t shown = 0, seq = 0;
+void chunk_pipeline(const std::vector<InputFile>& files, const InputOptions& in, int threads,
+                    const std::function<bool(Chunk&)>& next, const std::function<void(ChunkDocs&)>& work,
+                    const std::function<void(ChunkDocs&)>& done, const std::function<void()>& after_done) {
+  uint64_t seq = 0;
   threads = resolve_threads(threads);
   ordered_pipeline<ChunkDocs>(
       threads, size_t(threads) * 2 + 2,
       [&](ChunkDocs& cd) {
         cd.seq = seq++;
-        return reader.next(cd.chunk);
+        return next(cd.chunk);
       },
       [&](ChunkDocs& cd) {
         split_docs(cd.chunk, files[cd.chunk.file], in, &cd.docs, &cd.rep, &cd.warnings);
@@ -128,11 +123,26 @@ void for_each_chunk(const std::vector<InputFile>& files, const InputOptions& in,
         for (const auto& w : cd.chunk.warnings) print_warning(w);
         for (const auto& w : cd.warnings) print_warning(w);
         done(cd);
-        if (progress) {
-          uint64_t now = reader.bytes_read();
-          bar->add(now - shown);
-          shown = now;
-        }
+        if (after_done) after_done();
+      });
+}
+
+void for_each_chunk(const std::vector<InputFile>& files, const InputOptions& in, int threads, bool progress,
+                    const std::string& label, const std::function<void(ChunkDocs&)>& work,
+                    const std::function<void(ChunkDocs&)>& done) {
+  uint64_t total = 0;
+  for (const auto& f : files) total += f.bytes;
+  std::optional<Progress> bar;
+  if (progress) bar.emplace(label, total);
+  ChunkReader reader(files, in);
+  uint64_t shown = 0;
+  chunk_pipeline(
+      files, in, threads, [&](Chunk& c) { return reader.next(c); }, work, done,
+      [&] {
+        if (!progress) return;
+        uint64_t now = reader.bytes_read();
+        bar->add(now - shown);
+        shown = now;
       });
   if (progress) {
     bar->add(reader.bytes_read() - shown);
