@@ -264,7 +264,7 @@ static InferModel load_gguf(const std::string& path, const LoadOptions& opt) {
     fail(path, ": architecture '", arch, "' is not supported (todae runs llama, qwen2 and qwen3)");
   auto key = [&](const char* k) { return arch + "." + k; };
   ModelConfig c;
-  c.architecture = arch == "qwen3" ? "Qwen3ForCausalLM" : "LlamaForCausalLM";
+  c.architecture = arch == "qwen3" ? "Qwen3ForCausalLM" : arch == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
   c.hidden_size = int(f->get_int(key("embedding_length")));
   c.num_hidden_layers = int(f->get_int(key("block_count")));
   c.intermediate_size = int(f->get_int(key("feed_forward_length")));
@@ -280,7 +280,6 @@ static InferModel load_gguf(const std::string& path, const LoadOptions& opt) {
   c.tie_word_embeddings = f->find("output.weight") == nullptr;
   c.bos_token_id = int(f->get_int("tokenizer.ggml.bos_token_id", -1));
   c.eos_token_id = int(f->get_int("tokenizer.ggml.eos_token_id", -1));
-  if (arch == "qwen2") c.architecture = "Qwen2ForCausalLM";
   c.attention_bias = f->find("blk.0.attn_q.bias") != nullptr;
   c.validate(path);
   m.config = c;
