@@ -306,10 +306,15 @@ void run_convert(ConvertArgs& a, bool quantize) {
     fail("--type '", a.type, "' is not one of f32, f16, bf16, q8_0, q4_0");
   save_model(m, a.output, t);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::fprintf(stderr, "wrote %s (%s, %.1f MB of weights in %s) in %.1f s\n", a.output.c_str(),
-               a.output.size() > 5 && a.output.compare(a.output.size() - 5, 5, ".gguf") == 0 ? "GGUF" : "Hugging Face folder",
-               double(m.weight_bytes()) / 1e6 * double(wtype_row_bytes(t, 32)) / double(wtype_row_bytes(m.weight_type, 32)),
-               wtype_name(t), s);
+  // the bytes actually written (the GGUF file, or the folder's weight files)
+  const bool gguf = !is_directory(a.output);
+  uint64_t bytes = 0;
+  if (gguf) bytes = file_size(a.output);
+  else
+    for (const std::string& f : list_input_files({a.output}))
+      if (f.find(".safetensors") != std::string::npos) bytes += file_size(f);
+  std::fprintf(stderr, "wrote %s (%s, %.1f MB, weights in %s) in %.1f s\n", a.output.c_str(),
+               gguf ? "GGUF" : "Hugging Face folder", double(bytes) / 1e6, wtype_name(t), s);
 }
 
 void add_commands(CLI::App& app) {

@@ -61,7 +61,6 @@ struct InferModel {
   // Backing storage: a mapped file and/or owned buffers the WMatrix pointers point into.
   std::vector<std::shared_ptr<void>> storage;
 
-  size_t weight_bytes() const;  // bytes of all weights as held
 };
 
 struct LoadOptions {

@@ -101,14 +101,6 @@ void finish_model(InferModel& m, const LoadOptions& opt) {
   m.weight_type = WType(std::max_element(counts, counts + 8) - counts);
 }
 
-size_t InferModel::weight_bytes() const {
-  auto bytes = [](const WMatrix& w) { return w.row_bytes * size_t(w.rows); };
-  size_t n = bytes(embed) + (lm_head.data != embed.data ? bytes(lm_head) : 0);
-  for (const InferLayer& L : layers)
-    for (const WMatrix* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) n += bytes(*w);
-  return n;
-}
-
 void load_tokenizer_files(InferModel& m, const std::string& dir) {
   const std::string tj = dir + "/tokenizer.json";
   if (!file_exists(tj)) return;
