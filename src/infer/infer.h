@@ -60,7 +60,6 @@ struct InferModel {
 
   // Backing storage: a mapped file and/or owned buffers the WMatrix pointers point into.
   std::vector<std::shared_ptr<void>> storage;
-
 };
 
 struct LoadOptions {
