@@ -570,6 +570,26 @@ TEST(QuantTables, EveryBuildAgreesWithScalar) {
           }
       }
     }
+    // the f32 GEMM on float weights of any width: 45 columns (a partial 16-column tile) and 37
+    // rows (a partial 32-row panel), against the same sums in double
+    if (t->gemm_f32)
+      for (WType wt : {WType::F32, WType::F16, WType::BF16}) {
+        const int R = 37, K = 45, M = 14;
+        auto wq = quantize(wt, randn(static_cast<size_t>(R) * K, 80, 0.3f), R, K);
+        auto wd = dequantize(wt, wq, R, K);
+        auto xm = randn(static_cast<size_t>(M) * K, 81);
+        std::vector<float> y(static_cast<size_t>(M) * R, 0.5f);
+        t->gemm_f32(static_cast<int>(wt), y.data(), xm.data(), M, wq.data(), wtype_row_bytes(wt, K), R, K, true);
+        for (int m = 0; m < M; m++)
+          for (int r = 0; r < R; r++) {
+            double want = 0.5, mag = 0.5;
+            for (int k = 0; k < K; k++) {
+              want += double(xm[static_cast<size_t>(m) * K + k]) * wd[static_cast<size_t>(r) * K + k];
+              mag += std::fabs(double(xm[static_cast<size_t>(m) * K + k]) * wd[static_cast<size_t>(r) * K + k]);
+            }
+            ASSERT_NEAR(y[static_cast<size_t>(m) * R + r], want, 2e-6 * mag) << wtype_name(wt) << " m=" << m << " r=" << r;
+          }
+      }
     for (WType wt : {WType::F16, WType::Q8_0}) {
       std::vector<uint8_t> a(wtype_row_bytes(wt, cols)), b(a.size());
       ref.store_row(static_cast<int>(wt), x.data(), a.data(), cols);
