@@ -1,8 +1,7 @@
 // Micro-benchmark of quant.h's matmul_w: GB/s of weights streamed for a few activation rows
 // (decode) and GFLOP/s for many (prompt processing), per weight type. Built ad hoc (not part of
 // the default build):
-//   g++ -O2 -std=c++20 -Isrc bench/quant_bench.cpp <build>/src/tensor/libtodae_tensor.a \
-//       <build>/src/base/libtodae_base.a -lopenblas -pthread -o quant_bench
+//   cmake --build build --target quant_bench   (then build/quant_bench)
 // Usage: quant_bench [rows cols N [type]]... ; with no arguments a default set of shapes.
 #include <time.h>
 
