@@ -242,26 +242,14 @@ struct Server {
     return shown;
   }
 
-  void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
-    auto g = prepare(req, ep);
-    if (g->r.stream) {
-      stream_generate(res, g, ep);
-      return;
-    }
-    std::vector<Event> evs;
-    for (;;) {
-      evs.clear();
-      bool done = g->job->wait_events(evs, std::chrono::milliseconds(200));
-      for (auto& ev : evs) absorb(*g, ev);
-      if (done) break;
-    }
-    if (g->job->error) throw *g->job->error;
+  // The finished (non-streamed) response body of a job that ended.
+  std::string final_body(Gen& g, Endpoint ep) {
     std::vector<ChoiceResult> out;
-    for (size_t i = 0; i < g->choices.size(); ++i) {
-      Choice& c = g->choices[i];
+    for (size_t i = 0; i < g.choices.size(); ++i) {
+      Choice& c = g.choices[i];
       ChoiceResult cr;
       cr.index = int(i);
-      cr.text = g->echo + c.text;
+      cr.text = g.echo + c.text;
       cr.tool_calls = c.calls;
       cr.logprobs = c.logprobs;
       cr.finish_reason = c.finish.empty() ? "stop" : c.finish;
@@ -269,12 +257,61 @@ struct Server {
     }
     Usage u;
     {
-      std::lock_guard lock(g->job->mu);
-      u = g->job->usage;
+      std::lock_guard lock(g.job->mu);
+      u = g.job->usage;
     }
-    json j = ep == Endpoint::Chat ? chat_response(g->id, g->created, model_id, out, u, g->r.logprobs)
-                                  : completion_response(g->id, g->created, model_id, out, u, g->r.logprobs);
-    res.set_content(dump(j), "application/json");
+    json j = ep == Endpoint::Chat ? chat_response(g.id, g.created, model_id, out, u, g.r.logprobs)
+                                  : completion_response(g.id, g.created, model_id, out, u, g.r.logprobs);
+    return dump(j);
+  }
+
+  void handle_generate(const httplib::Request& req, httplib::Response& res, Endpoint ep) {
+    auto g = prepare(req, ep);
+    if (g->r.stream) {
+      stream_generate(res, g, ep);
+      return;
+    }
+    // A plain response when the job ends within a second (its errors keep their HTTP status).
+    std::vector<Event> evs;
+    const auto until = Clock::now() + std::chrono::seconds(1);
+    bool done = false;
+    while (!done && Clock::now() < until) {
+      evs.clear();
+      done = g->job->wait_events(evs, std::chrono::milliseconds(100));
+      for (auto& ev : evs) absorb(*g, ev);
+    }
+    if (done) {
+      if (g->job->error) throw *g->job->error;
+      res.set_content(final_body(*g, ep), "application/json");
+      return;
+    }
+    // Longer jobs answer 200 at once with a chunked body that starts with a space every 250 ms
+    // (whitespace before a JSON value is valid JSON): cpp-httplib 0.11 tells a handler nothing
+    // about a closed connection, but a failed write does, and it cancels the job, so a client that
+    // gives up frees its slot at once, as a streaming one does. An engine failure after this point
+    // can only be reported in the body (an OpenAI-shaped error object).
+    Scheduler* s = sched.get();
+    auto provider = [this, g, ep](size_t, httplib::DataSink& sink) -> bool {
+      std::vector<Event> evs;
+      for (;;) {
+        evs.clear();
+        const bool done = g->job->wait_events(evs, std::chrono::milliseconds(250));
+        for (auto& ev : evs) absorb(*g, ev);
+        if (done) break;
+        if (!sink.write(" ", 1)) {
+          sched->cancel(g->job);
+          return false;
+        }
+      }
+      const std::string body = g->job->error ? dump(error_json(*g->job->error)) : final_body(*g, ep);
+      if (!sink.write(body.data(), body.size())) return false;
+      sink.done();
+      return true;
+    };
+    auto job = g->job;
+    res.set_chunked_content_provider("application/json", provider, [s, job](bool success) {
+      if (!success) s->cancel(job);
+    });
   }
 
   void stream_generate(httplib::Response& res, std::shared_ptr<Gen> g, Endpoint ep) {

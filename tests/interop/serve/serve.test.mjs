@@ -464,6 +464,40 @@ test("a client that disconnects frees its slot at once", async () => {
   assert.ok(r.choices[0].message);
 });
 
+test("a non-streamed answer that runs past a second arrives whole; a non-streaming client that leaves frees its slot", async () => {
+  // Past one second the server answers through a chunked body that leads with spaces (its way of
+  // noticing a closed connection): the official client must still parse it.
+  const t0 = Date.now();
+  const r = await raw(small.port, "POST", "/v1/completions",
+    JSON.stringify({ model: "tiny", prompt: "x", max_tokens: 12000, ignore_eos: true }),
+    { "content-type": "application/json" });
+  const ms = Date.now() - t0;
+  assert.equal(r.status, 200);
+  assert.equal(r.json.usage.completion_tokens, 12000, r.text.slice(0, 200));
+  if (ms > 1300) {
+    assert.equal(r.headers["transfer-encoding"], "chunked");
+    assert.match(r.text, /^ +\{/);
+  }
+  const c = await noRetry.completions.create({ model: "tiny", prompt: "x", max_tokens: 12000, ignore_eos: true });
+  assert.equal(c.usage.completion_tokens, 12000);
+  // A non-streaming request dropped after 300 ms: the slot is free again well before its 16k tokens.
+  const ctrl = new AbortController();
+  const p = noRetry.completions.create({ model: "tiny", prompt: "x", max_tokens: 16000, ignore_eos: true },
+                                       { signal: ctrl.signal }).catch((e) => e);
+  await sleep(300);
+  ctrl.abort();
+  await p;
+  const t1 = Date.now();
+  let busy = 1;
+  while (Date.now() - t1 < 3000) {
+    busy = (await raw(small.port, "GET", "/health")).json.slots_busy;
+    if (busy === 0) break;
+    await sleep(20);
+  }
+  assert.equal(busy, 0, "slot still busy 3 s after the client left");
+  console.log(`# 12000 tokens non-streamed in ${ms} ms; slot freed ${Date.now() - t1} ms after the abort`);
+});
+
 test("SIGTERM: running streams finish, then the server exits 0", async () => {
   const srv = await startServer("term", ["--parallel", "2", "--ctx", "4096", "--shutdown-grace", "20"]);
   const c = new OpenAI({ apiKey: "x", baseURL: srv.base + "/v1", maxRetries: 0 });
