@@ -58,6 +58,18 @@ function raw(port, method, path, body, headers = {}) {
   });
 }
 
+// Polls /health until no slot is busy or ms have passed; returns the last slots_busy.
+async function slotsBusyAfter(port, ms) {
+  const t0 = Date.now();
+  let busy = 1;
+  while (Date.now() - t0 < ms) {
+    busy = (await raw(port, "GET", "/health")).json.slots_busy;
+    if (busy === 0) break;
+    await sleep(20);
+  }
+  return busy;
+}
+
 function assertErrorShape(json, status) {
   assert.ok(json && json.error, `error body expected, got ${JSON.stringify(json)}`);
   const e = json.error;
@@ -452,14 +464,7 @@ test("a client that disconnects frees its slot at once", async () => {
     { signal: ctrl.signal },
   );
   for await (const c of s) { if (c.choices[0]?.delta?.content) break; }  // break aborts the request
-  const t0 = Date.now();
-  let busy = 1;
-  while (Date.now() - t0 < 3000) {
-    busy = (await raw(small.port, "GET", "/health")).json.slots_busy;
-    if (busy === 0) break;
-    await sleep(20);
-  }
-  assert.equal(busy, 0, "slot still busy 3 s after the client left");
+  assert.equal(await slotsBusyAfter(small.port, 3000), 0, "slot still busy 3 s after the client left");
   const r = await noRetry.chat.completions.create({ model: "tiny", messages: user("x"), max_tokens: 4 });
   assert.ok(r.choices[0].message);
 });
@@ -488,13 +493,7 @@ test("a non-streamed answer that runs past a second arrives whole; a non-streami
   ctrl.abort();
   await p;
   const t1 = Date.now();
-  let busy = 1;
-  while (Date.now() - t1 < 3000) {
-    busy = (await raw(small.port, "GET", "/health")).json.slots_busy;
-    if (busy === 0) break;
-    await sleep(20);
-  }
-  assert.equal(busy, 0, "slot still busy 3 s after the client left");
+  assert.equal(await slotsBusyAfter(small.port, 3000), 0, "slot still busy 3 s after the client left");
   console.log(`# 12000 tokens non-streamed in ${ms} ms; slot freed ${Date.now() - t1} ms after the abort`);
 });
 
