@@ -120,6 +120,7 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
   embed_rows(x, m.embed, b.tokens.data(), N);
 
   const float scale = 1.0f / std::sqrt(float(D));
+  std::vector<AttentionRow> decode_rows;
   for (int l = 0; l < c.num_hidden_layers; l++) {
     const InferLayer& L = m.layers[l];
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.attn_norm, N, C, eps);
@@ -137,6 +138,7 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
     }
     rope_forward(s.q.data, m.rope_cos.data(), m.rope_sin.data(), b.pos.data(), N, H, D, qd);
     rope_forward(s.k.data, m.rope_cos.data(), m.rope_sin.data(), b.pos.data(), N, KVH, D, kvd);
+    decode_rows.clear();  // runs of one token (decoding sequences): one attention job for all
     for (const Run& r : runs) {
       KVView kv = cache.view(l, r.slot);
       const float* qr = s.q.data + size_t(r.begin) * qd;
@@ -155,10 +157,13 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
           std::memcpy(row + qd + kvd, vr + size_t(i) * kvd, sizeof(float) * kvd);
         }
         attention_forward(s.att.data + size_t(r.begin) * qd, s.lse.data, s.qkv.data, 1, r.n, H, KVH, D, scale);
+      } else if (r.n == 1) {
+        decode_rows.push_back({s.att.data + size_t(r.begin) * qd, qr, kv, r.pos0});
       } else {
         attention_cached(s.att.data + size_t(r.begin) * qd, qr, kv, r.pos0, r.n, H, KVH, D, scale);
       }
     }
+    if (!decode_rows.empty()) attention_cached_rows(decode_rows, H, KVH, D, scale);
     matmul_w(x, s.att.data, N, L.o, /*accumulate=*/true);
 
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.ffn_norm, N, C, eps);

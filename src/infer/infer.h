@@ -153,6 +153,9 @@ struct Sampler {
   // Picks the next token from logits[V] (modified in place); fills lp if non-null.
   int32_t sample(float* logits, int V, TokenLogprob* lp = nullptr);
   void accept(int32_t id);  // records a generated token for the penalties
+
+ private:
+  std::vector<int32_t> ids_;  // scratch of sample(): the ids that pass the min-p cut
 };
 
 // ---- text output ----------------------------------------------------------------------------------

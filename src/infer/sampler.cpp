@@ -81,34 +81,32 @@ int32_t Sampler::sample(float* logits, int V, TokenLogprob* lp) {
     // (ties by id). min-p cuts relative to the best token. With top_k set, a bounded heap keeps the
     // k best in one pass over the vocabulary instead of building and sorting all V of them.
     const float ninf = -std::numeric_limits<float>::infinity();
-    float best = ninf;
-    for (int i = 0; i < V; i++) best = std::max(best, logits[i]);
+    float bests[8] = {ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf};  // eight chains: no loop-carried wait
+    int i = 0;
+    for (; i + 8 <= V; i += 8)
+      for (int j = 0; j < 8; j++) bests[j] = std::max(bests[j], logits[i + j]);
+    for (; i < V; i++) bests[0] = std::max(bests[0], logits[i]);
+    const float best = *std::max_element(bests, bests + 8);
     if (best == ninf) fail("sampling: every token is excluded (the grammar allows nothing here)");
     const float cut = p.min_p > 0 ? best + p.temperature * std::log(p.min_p) : ninf;
     auto desc = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-    std::vector<std::pair<float, int32_t>> cand;
-    if (p.top_k > 0 && p.top_k < V) {
-      const size_t kk = size_t(p.top_k);
-      cand.reserve(kk);
-      for (int i = 0; i < V; i++) {
-        const float l = logits[i];
-        if (l < cut || l == ninf) continue;
-        if (cand.size() < kk) {
-          cand.push_back({l, i});
-          std::push_heap(cand.begin(), cand.end(), desc);  // front: the worst kept
-        } else if (desc(std::make_pair(l, int32_t(i)), cand.front())) {
-          std::pop_heap(cand.begin(), cand.end(), desc);
-          cand.back() = {l, i};
-          std::push_heap(cand.begin(), cand.end(), desc);
-        }
-      }
-      std::sort(cand.begin(), cand.end(), desc);
-    } else {
-      cand.reserve(V);
-      for (int i = 0; i < V; i++)
-        if (logits[i] >= cut && logits[i] != ninf) cand.push_back({logits[i], i});
-      std::sort(cand.begin(), cand.end(), desc);
+    // The ids at or above the min-p cut, gathered without branches (whether a logit passes is a
+    // coin flip for the branch predictor: that cost more than all the rest of the draw), then the
+    // top_k best of them in (logit desc, id asc) order: a strict order, so the same set and order a
+    // full sort would give.
+    if (int(ids_.size()) < V) ids_.resize(size_t(V));
+    int m = 0;
+    for (int t = 0; t < V; t++) {
+      ids_[size_t(m)] = t;
+      m += int(logits[t] >= cut) & int(logits[t] != ninf);
     }
+    std::vector<std::pair<float, int32_t>> cand(static_cast<size_t>(m));
+    for (int t = 0; t < m; t++) cand[size_t(t)] = {logits[ids_[size_t(t)]], ids_[size_t(t)]};
+    if (p.top_k > 0 && p.top_k < m) {
+      std::nth_element(cand.begin(), cand.begin() + p.top_k, cand.end(), desc);
+      cand.resize(size_t(p.top_k));
+    }
+    std::sort(cand.begin(), cand.end(), desc);
     const size_t k = cand.size();
     std::vector<double> prob(k);
     double sum = 0;

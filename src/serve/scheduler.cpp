@@ -372,19 +372,33 @@ void Scheduler::step() {
   const Tokenizer& tok = engine_.tokenizer();
   const auto& stops = engine_.stop_ids();
   int generated = 0;
+  // The draws themselves on the thread pool (each sequence has its own sampler, grammar and
+  // logits row); everything that touches shared state stays on this thread, in order.
+  struct Drawn {
+    int32_t id = -1;
+    TokenLogprob lp;
+    std::string error;
+  };
+  std::vector<Drawn> drawn(rows.size());
+  parallel_for_each(int(rows.size()), [&](int r) {
+    Seq& s = *rows[size_t(r)];
+    if (s.job->cancelled) return;
+    try {
+      drawn[size_t(r)].id = s.sampler->sample(&logits_[size_t(r) * size_t(V)], V, s.job->logprobs ? &drawn[size_t(r)].lp : nullptr);
+    } catch (const std::exception& e) {
+      drawn[size_t(r)].error = e.what();
+    }
+  });
   for (size_t r = 0; r < rows.size(); ++r) {
     Seq& s = *rows[r];
     Job& job = *s.job;
     if (job.cancelled) continue;
-    float* row = &logits_[r * size_t(V)];
     Event ev;
     ev.index = s.index;
-    TokenLogprob lp;
-    int32_t id;
-    try {
-      id = s.sampler->sample(row, V, job.logprobs ? &lp : nullptr);
-    } catch (const Error& e) {
-      fail_job(s.job, server_error(cat("sampling failed: ", e.what())));
+    const TokenLogprob& lp = drawn[r].lp;
+    const int32_t id = drawn[r].id;
+    if (!drawn[r].error.empty()) {
+      fail_job(s.job, server_error(cat("sampling failed: ", drawn[r].error)));
       release(s);
       continue;
     }

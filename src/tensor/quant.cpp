@@ -385,4 +385,28 @@ void attention_cached(float* out, const float* q, const KVView& kv, int pos0, in
   qt().attention(out, q, static_cast<int>(kv.type), kv.k, kv.v, kv.row_bytes, pos0, n, H, KVH, D, scale);
 }
 
+void attention_cached_rows(std::span<const AttentionRow> rows, int H, int KVH, int D, float scale) {
+  if (H <= 0 || KVH <= 0 || D <= 0 || H % KVH != 0)
+    fail("attention_cached_rows: bad head counts H=", H, " KVH=", KVH, " D=", D, " (H must be a multiple of KVH)");
+  bool direct = H / KVH <= detail::kAttendOneMaxGroup;
+  for (const AttentionRow& r : rows) {
+    check_kv(r.kv, KVH * D, "attention_cached_rows");
+    if (r.pos < 0) fail("attention_cached_rows: negative position ", r.pos);
+    if (r.kv.type != WType::F32 && r.kv.type != WType::F16) direct = false;
+  }
+  if (!direct) {
+    for (const AttentionRow& r : rows) attention_cached(r.out, r.q, r.kv, r.pos, 1, H, KVH, D, scale);
+    return;
+  }
+  const detail::QuantTable& t = qt();
+  const int group = H / KVH;
+  parallel(static_cast<int>(rows.size()) * KVH, [&](int task) {
+    const AttentionRow& r = rows[static_cast<size_t>(task / KVH)];
+    const int g = task % KVH;
+    const size_t at = static_cast<size_t>(g) * group * D;
+    t.attend_one(r.out + at, r.q + at, static_cast<int>(r.kv.type), r.kv.k, r.kv.v, r.kv.row_bytes, g, r.pos + 1, group,
+                 D, scale);
+  });
+}
+
 }  // namespace todae

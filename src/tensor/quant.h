@@ -97,5 +97,15 @@ void kv_store(const KVView& kv, int pos, const float* k, const float* v, int n, 
 // head h / (H/KVH). Online softmax, no n×P matrix stored; the thread pool splits heads and rows.
 void attention_cached(float* out, const float* q, const KVView& kv, int pos0, int n, int H,
                       int KVH, int D, float scale);
+// One query row per sequence (a decode step of several sequences): the same as attention_cached
+// with n = 1 for each, as one job over the thread pool (one per sequence cost a pool round trip
+// each, more than the attention of a short sequence).
+struct AttentionRow {
+  float* out;
+  const float* q;
+  KVView kv;
+  int pos;  // the query's position: it sees [0, pos]
+};
+void attention_cached_rows(std::span<const AttentionRow> rows, int H, int KVH, int D, float scale);
 
 }  // namespace todae

@@ -44,7 +44,12 @@ struct QuantTable {
   // attention_cached (quant.h) without the checks; runs on the pool.
   void (*attention)(float* out, const float* q, int type, const uint8_t* kc, const uint8_t* vc,
                     size_t row_bytes, int pos0, int n, int H, int KVH, int D, float scale);
+  // One query row against positions [0, np) of KV head g (f32 or f16 cache, group ≤ 8 query
+  // heads per KV head), on the calling thread: out/q point at the group's first head.
+  void (*attend_one)(float* out, const float* q, int type, const uint8_t* kc, const uint8_t* vc, size_t row_bytes,
+                     int g, int np, int group, int D, float scale);
 };
+inline constexpr int kAttendOneMaxGroup = 8;
 
 const QuantTable* quant_scalar();
 const QuantTable* quant_avx2();

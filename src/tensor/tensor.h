@@ -135,6 +135,17 @@ struct IsaScope {
 void set_threads(int n);
 int get_threads();
 
+namespace detail {
+void parallel_run(int n, void (*fn)(void* ctx, int i), void* ctx);
+}
+// Runs f(i) for every i in [0, n) on the same pool (the caller takes part) and returns when all
+// are done: for independent work outside the kernels, e.g. sampling several sequences. f must not
+// throw (catch inside it); nested calls run inline.
+template <class F>
+void parallel_for_each(int n, const F& f) {
+  detail::parallel_run(n, [](void* c, int i) { (*static_cast<const F*>(c))(i); }, const_cast<F*>(&f));
+}
+
 // ---- matmul (nn.Linear) -----------------------------------------------------------------------
 // out[N,OC] = inp[N,C] · weight[OC,C]ᵀ (+ bias[OC]); if accumulate, out += instead. bias may be null.
 // bf16: operands rounded to bf16, f32 accumulation (see gemm_bf16).

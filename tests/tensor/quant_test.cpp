@@ -475,6 +475,38 @@ void attention_ref(std::vector<double>& out, const std::vector<float>& q, const 
     }
 }
 
+// Several sequences' decode rows in one call equal attention_cached row by row (every cache type,
+// grouped heads, a head width with a tail).
+TEST_P(Quant, AttentionRowsEqualOneByOne) {
+  struct Cfg {
+    int H, KVH, D;
+  };
+  for (Cfg c : {Cfg{4, 2, 40}, Cfg{6, 6, 48}, Cfg{16, 1, 32}}) {
+    const int kv_dim = c.KVH * c.D, P = 90, seqs = 5;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+    for (WType t : {WType::F32, WType::F16, WType::Q8_0}) {
+      if (t == WType::Q8_0 && kv_dim % 32 != 0) continue;
+      const size_t rb = wtype_row_bytes(t, kv_dim);
+      std::vector<std::vector<uint8_t>> kc(seqs, std::vector<uint8_t>(rb * P)), vc = kc;
+      std::vector<AttentionRow> rows;
+      auto q = randn(static_cast<size_t>(seqs) * c.H * c.D, 60);
+      std::vector<float> got(q.size(), -3.0f), want(q.size(), -5.0f);
+      for (int sq = 0; sq < seqs; sq++) {
+        const int pos = 7 + 17 * sq;  // different lengths
+        KVView kv{t, kc[sq].data(), vc[sq].data(), rb};
+        auto k = randn(static_cast<size_t>(pos + 1) * kv_dim, 61 + sq, 1.5f), v = randn(k.size(), 71 + sq);
+        kv_store(kv, 0, k.data(), v.data(), pos + 1, kv_dim);
+        const size_t at = static_cast<size_t>(sq) * c.H * c.D;
+        rows.push_back({got.data() + at, q.data() + at, kv, pos});
+        attention_cached(want.data() + at, q.data() + at, kv, pos, 1, c.H, c.KVH, c.D, scale);
+      }
+      attention_cached_rows(rows, c.H, c.KVH, c.D, scale);
+      for (size_t i = 0; i < got.size(); i++)
+        ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << wtype_name(t) << " H=" << c.H << " i=" << i;
+    }
+  }
+}
+
 TEST_P(Quant, AttentionCachedAgainstFloat64) {
   struct Cfg {
     int H, KVH, D;
