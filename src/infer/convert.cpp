@@ -235,31 +235,19 @@ static void save_gguf(const InferModel& m, const std::string& out, WType type) {
   for (size_t l = 0; l < m.layers.size(); l++) {
     const InferLayer& L = m.layers[l];
     const std::string p = cat("blk.", l, ".");
-    add_vec(p + "attn_norm.weight", L.attn_norm, c.hidden_size);
-    add_matrix(p + "attn_q.weight", L.q, llama ? c.num_attention_heads : 0);
-    add_matrix(p + "attn_k.weight", L.k, llama ? c.num_key_value_heads : 0);
-    add_matrix(p + "attn_v.weight", L.v);
-    add_matrix(p + "attn_output.weight", L.o);
-    if (L.q_norm) {
-      add_vec(p + "attn_q_norm.weight", L.q_norm, c.head_dim);
-      add_vec(p + "attn_k_norm.weight", L.k_norm, c.head_dim);
-    }
-    if (L.q_bias) {
-      std::vector<float> qb(L.q_bias, L.q_bias + c.q_dim()), kb(L.k_bias, L.k_bias + c.kv_dim());
-      if (llama) {
-        rows_to_gguf_llama(reinterpret_cast<const uint8_t*>(L.q_bias), reinterpret_cast<uint8_t*>(qb.data()),
-                           c.num_attention_heads, c.head_dim, sizeof(float));
-        rows_to_gguf_llama(reinterpret_cast<const uint8_t*>(L.k_bias), reinterpret_cast<uint8_t*>(kb.data()),
-                           c.num_key_value_heads, c.head_dim, sizeof(float));
+    for (const LayerTensor& t : kLayerTensors) {
+      const int heads = llama ? layer_llama_heads(c, t) : 0;
+      if (t.matrix) {
+        add_matrix(p + t.gguf, L.*t.matrix, heads);
+      } else if (const float* v = L.*t.vec) {
+        const int n = layer_dim(c, t.rows);
+        std::vector<float> out(v, v + n);
+        if (heads)  // a bias follows its weight rows' interleaved order
+          rows_to_gguf_llama(reinterpret_cast<const uint8_t*>(v), reinterpret_cast<uint8_t*>(out.data()), heads,
+                             c.head_dim, sizeof(float));
+        add_vec(p + t.gguf, out.data(), n);
       }
-      add_vec(p + "attn_q.bias", qb.data(), c.q_dim());
-      add_vec(p + "attn_k.bias", kb.data(), c.kv_dim());
-      add_vec(p + "attn_v.bias", L.v_bias, c.kv_dim());
     }
-    add_vec(p + "ffn_norm.weight", L.ffn_norm, c.hidden_size);
-    add_matrix(p + "ffn_gate.weight", L.gate);
-    add_matrix(p + "ffn_up.weight", L.up);
-    add_matrix(p + "ffn_down.weight", L.down);
   }
   write_gguf(out, kv, tensors);
 }
@@ -296,24 +284,10 @@ static void save_hf(const InferModel& m, const std::string& dir, WType type) {
   for (size_t l = 0; l < m.layers.size(); l++) {
     const InferLayer& L = m.layers[l];
     const std::string p = cat("model.layers.", l, ".");
-    add_vec(p + "input_layernorm.weight", L.attn_norm, c.hidden_size);
-    add_vec(p + "post_attention_layernorm.weight", L.ffn_norm, c.hidden_size);
-    add_matrix(p + "self_attn.q_proj.weight", L.q);
-    add_matrix(p + "self_attn.k_proj.weight", L.k);
-    add_matrix(p + "self_attn.v_proj.weight", L.v);
-    add_matrix(p + "self_attn.o_proj.weight", L.o);
-    if (L.q_norm) {
-      add_vec(p + "self_attn.q_norm.weight", L.q_norm, c.head_dim);
-      add_vec(p + "self_attn.k_norm.weight", L.k_norm, c.head_dim);
+    for (const LayerTensor& t : kLayerTensors) {
+      if (t.matrix) add_matrix(p + t.hf, L.*t.matrix);
+      else if (const float* v = L.*t.vec) add_vec(p + t.hf, v, layer_dim(c, t.rows));
     }
-    if (L.q_bias) {
-      add_vec(p + "self_attn.q_proj.bias", L.q_bias, c.q_dim());
-      add_vec(p + "self_attn.k_proj.bias", L.k_bias, c.kv_dim());
-      add_vec(p + "self_attn.v_proj.bias", L.v_bias, c.kv_dim());
-    }
-    add_matrix(p + "mlp.gate_proj.weight", L.gate);
-    add_matrix(p + "mlp.up_proj.weight", L.up);
-    add_matrix(p + "mlp.down_proj.weight", L.down);
   }
   write_safetensors_model(dir, tensors);
   write_file_atomic(dir + "/config.json", cfg.to_json());

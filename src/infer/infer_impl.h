@@ -25,6 +25,27 @@ std::string tokenizer_json_from_gguf(const GgufFile& f);
 // special ids), appended to `kv`.
 void tokenizer_to_gguf(const InferModel& m, std::vector<std::pair<std::string, GgufValue>>& kv);
 
+// The tensors of one decoder layer, in both namings: a Hugging Face folder's "model.layers.N." + hf
+// and a GGUF's "blk.N." + gguf. Both loaders and both writers walk this one list.
+struct LayerTensor {
+  enum Dim : uint8_t { kHidden, kFfn, kQ, kKV, kHeadDim };  // ModelConfig sizes
+  enum When : uint8_t { kAlways, kQkNorm, kBias };            // optional tensors: Qwen3, Qwen2
+  const char* hf;
+  const char* gguf;
+  WMatrix InferLayer::*matrix;    // a weight matrix [rows, cols] ...
+  const float* InferLayer::*vec;  // ... or an f32 vector [rows]
+  Dim rows, cols;
+  When when;
+  // Rows that GGUF's "llama" architecture stores in llama.cpp's interleaved RoPE order: 1 in the
+  // query heads, 2 in the key/value heads, 0 none.
+  uint8_t llama_heads;
+};
+extern const LayerTensor kLayerTensors[14];
+int layer_dim(const ModelConfig& c, LayerTensor::Dim d);
+bool layer_has(const ModelConfig& c, LayerTensor::When w);
+// The head count a tensor's rows are permuted by in a "llama" GGUF (0: not permuted).
+int layer_llama_heads(const ModelConfig& c, const LayerTensor& t);
+
 // Peak resident memory of this process (VmHWM), in MiB.
 double peak_rss_mb();
 

@@ -132,6 +132,44 @@ void load_tokenizer_files(InferModel& m, const std::string& dir) {
   if (m.chat_template.empty() && file_exists(ct)) m.chat_template = read_file(ct);
 }
 
+// ---- the tensors of a layer --------------------------------------------------------------------
+
+const LayerTensor kLayerTensors[14] = {
+    {"input_layernorm.weight", "attn_norm.weight", nullptr, &InferLayer::attn_norm, LayerTensor::kHidden, LayerTensor::kHidden, LayerTensor::kAlways, 0},
+    {"self_attn.q_proj.weight", "attn_q.weight", &InferLayer::q, nullptr, LayerTensor::kQ, LayerTensor::kHidden, LayerTensor::kAlways, 1},
+    {"self_attn.k_proj.weight", "attn_k.weight", &InferLayer::k, nullptr, LayerTensor::kKV, LayerTensor::kHidden, LayerTensor::kAlways, 2},
+    {"self_attn.v_proj.weight", "attn_v.weight", &InferLayer::v, nullptr, LayerTensor::kKV, LayerTensor::kHidden, LayerTensor::kAlways, 0},
+    {"self_attn.o_proj.weight", "attn_output.weight", &InferLayer::o, nullptr, LayerTensor::kHidden, LayerTensor::kQ, LayerTensor::kAlways, 0},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", nullptr, &InferLayer::q_norm, LayerTensor::kHeadDim, LayerTensor::kHeadDim, LayerTensor::kQkNorm, 0},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", nullptr, &InferLayer::k_norm, LayerTensor::kHeadDim, LayerTensor::kHeadDim, LayerTensor::kQkNorm, 0},
+    {"self_attn.q_proj.bias", "attn_q.bias", nullptr, &InferLayer::q_bias, LayerTensor::kQ, LayerTensor::kQ, LayerTensor::kBias, 1},
+    {"self_attn.k_proj.bias", "attn_k.bias", nullptr, &InferLayer::k_bias, LayerTensor::kKV, LayerTensor::kKV, LayerTensor::kBias, 2},
+    {"self_attn.v_proj.bias", "attn_v.bias", nullptr, &InferLayer::v_bias, LayerTensor::kKV, LayerTensor::kKV, LayerTensor::kBias, 0},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", nullptr, &InferLayer::ffn_norm, LayerTensor::kHidden, LayerTensor::kHidden, LayerTensor::kAlways, 0},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", &InferLayer::gate, nullptr, LayerTensor::kFfn, LayerTensor::kHidden, LayerTensor::kAlways, 0},
+    {"mlp.up_proj.weight", "ffn_up.weight", &InferLayer::up, nullptr, LayerTensor::kFfn, LayerTensor::kHidden, LayerTensor::kAlways, 0},
+    {"mlp.down_proj.weight", "ffn_down.weight", &InferLayer::down, nullptr, LayerTensor::kHidden, LayerTensor::kFfn, LayerTensor::kAlways, 0},
+};
+
+int layer_dim(const ModelConfig& c, LayerTensor::Dim d) {
+  switch (d) {
+    case LayerTensor::kHidden: return c.hidden_size;
+    case LayerTensor::kFfn: return c.intermediate_size;
+    case LayerTensor::kQ: return c.q_dim();
+    case LayerTensor::kKV: return c.kv_dim();
+    case LayerTensor::kHeadDim: return c.head_dim;
+  }
+  return 0;
+}
+
+bool layer_has(const ModelConfig& c, LayerTensor::When w) {
+  return w == LayerTensor::kAlways || (w == LayerTensor::kQkNorm && c.qk_norm()) || (w == LayerTensor::kBias && c.attention_bias);
+}
+
+int layer_llama_heads(const ModelConfig& c, const LayerTensor& t) {
+  return t.llama_heads == 1 ? c.num_attention_heads : t.llama_heads == 2 ? c.num_key_value_heads : 0;
+}
+
 // ---- Hugging Face folders -----------------------------------------------------------------------
 
 static InferModel load_hf(const std::string& path, const LoadOptions& opt) {
@@ -166,28 +204,15 @@ static InferModel load_hf(const std::string& path, const LoadOptions& opt) {
     return static_cast<const float*>(p);
   };
 
-  const int C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, qd = c.q_dim(), kvd = c.kv_dim();
+  const int C = c.hidden_size, V = c.vocab_size;
   m.embed = matrix("model.embed_tokens.weight", V, C);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     const std::string p = cat("model.layers.", l, ".");
     InferLayer L;
-    L.q = matrix(p + "self_attn.q_proj.weight", qd, C);
-    L.k = matrix(p + "self_attn.k_proj.weight", kvd, C);
-    L.v = matrix(p + "self_attn.v_proj.weight", kvd, C);
-    L.o = matrix(p + "self_attn.o_proj.weight", C, qd);
-    L.gate = matrix(p + "mlp.gate_proj.weight", F, C);
-    L.up = matrix(p + "mlp.up_proj.weight", F, C);
-    L.down = matrix(p + "mlp.down_proj.weight", C, F);
-    L.attn_norm = vec(p + "input_layernorm.weight", C);
-    L.ffn_norm = vec(p + "post_attention_layernorm.weight", C);
-    if (c.qk_norm()) {
-      L.q_norm = vec(p + "self_attn.q_norm.weight", c.head_dim);
-      L.k_norm = vec(p + "self_attn.k_norm.weight", c.head_dim);
-    }
-    if (c.attention_bias) {
-      L.q_bias = vec(p + "self_attn.q_proj.bias", qd);
-      L.k_bias = vec(p + "self_attn.k_proj.bias", kvd);
-      L.v_bias = vec(p + "self_attn.v_proj.bias", kvd);
+    for (const LayerTensor& t : kLayerTensors) {
+      if (!layer_has(c, t.when)) continue;
+      if (t.matrix) L.*t.matrix = matrix(p + t.hf, layer_dim(c, t.rows), layer_dim(c, t.cols));
+      else L.*t.vec = vec(p + t.hf, layer_dim(c, t.rows));
     }
     m.layers.push_back(L);
   }
@@ -314,37 +339,24 @@ static InferModel load_gguf(const std::string& path, const LoadOptions& opt) {
     return static_cast<const float*>(p);
   };
 
-  const int C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, qd = c.q_dim(), kvd = c.kv_dim();
+  const int C = c.hidden_size, V = c.vocab_size;
   m.embed = matrix("token_embd.weight", V, C);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     const std::string p = cat("blk.", l, ".");
     InferLayer L;
-    L.q = matrix(p + "attn_q.weight", qd, C, permuted ? c.num_attention_heads : 0);
-    L.k = matrix(p + "attn_k.weight", kvd, C, permuted ? c.num_key_value_heads : 0);
-    L.v = matrix(p + "attn_v.weight", kvd, C);
-    L.o = matrix(p + "attn_output.weight", C, qd);
-    L.gate = matrix(p + "ffn_gate.weight", F, C);
-    L.up = matrix(p + "ffn_up.weight", F, C);
-    L.down = matrix(p + "ffn_down.weight", C, F);
-    L.attn_norm = vec(p + "attn_norm.weight", C);
-    L.ffn_norm = vec(p + "ffn_norm.weight", C);
-    if (c.qk_norm()) {
-      L.q_norm = vec(p + "attn_q_norm.weight", c.head_dim);
-      L.k_norm = vec(p + "attn_k_norm.weight", c.head_dim);
-    }
-    if (c.attention_bias) {
-      L.q_bias = vec(p + "attn_q.bias", qd);
-      L.k_bias = vec(p + "attn_k.bias", kvd);
-      L.v_bias = vec(p + "attn_v.bias", kvd);
-      if (permuted) {  // the bias rows follow the weight rows' interleaved order
-        float* q = const_cast<float*>(L.q_bias);
-        float* k = const_cast<float*>(L.k_bias);
-        std::vector<float> tmp(q, q + qd);
-        rows_from_gguf_llama(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(q),
-                             c.num_attention_heads, c.head_dim, sizeof(float));
-        tmp.assign(k, k + kvd);
-        rows_from_gguf_llama(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(k),
-                             c.num_key_value_heads, c.head_dim, sizeof(float));
+    for (const LayerTensor& t : kLayerTensors) {
+      if (!layer_has(c, t.when)) continue;
+      const int rows = layer_dim(c, t.rows), heads = permuted ? layer_llama_heads(c, t) : 0;
+      if (t.matrix) {
+        L.*t.matrix = matrix(p + t.gguf, rows, layer_dim(c, t.cols), heads);
+      } else {
+        L.*t.vec = vec(p + t.gguf, rows);
+        if (heads) {  // a bias follows its weight rows' interleaved order
+          float* v = const_cast<float*>(L.*t.vec);
+          std::vector<float> tmp(v, v + rows);
+          rows_from_gguf_llama(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(v), heads,
+                               c.head_dim, sizeof(float));
+        }
       }
     }
     m.layers.push_back(L);

@@ -196,6 +196,37 @@ INSTANTIATE_TEST_SUITE_P(Types, GgufRoundTrip,
                            return std::string(std::get<0>(i.param) ? "Qwen3_" : "Llama_") + wtype_name(std::get<1>(i.param));
                          });
 
+// q/k/v biases (Qwen2-style attention_bias) survive GGUF (as architecture "llama": the q and k
+// biases follow their rows' interleaved order) and Hugging Face round trips: same logits.
+TEST(Infer, AttentionBiasesRoundTrip) {
+  ModelConfig c = tiny_config(false);
+  c.vocab_size = 320;
+  std::string dir = write_random_model(c, "bias");
+  InferModel im = load_model(dir);
+  im.config.attention_bias = true;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.0f, 0.5f);
+  std::vector<std::vector<float>> keep;
+  for (InferLayer& L : im.layers)
+    for (auto [ptr, n] : {std::pair{&L.q_bias, c.q_dim()}, {&L.k_bias, c.kv_dim()}, {&L.v_bias, c.kv_dim()}}) {
+      keep.emplace_back(size_t(n));
+      for (float& x : keep.back()) x = nd(rng);
+      *ptr = keep.back().data();
+    }
+  auto toks = random_tokens(10, c.vocab_size, 3);
+  auto want = engine_logits(im, toks, 10);
+  save_model(im, dir + "/b.gguf", WType::F32);
+  InferModel g = load_model(dir + "/b.gguf");
+  EXPECT_TRUE(g.config.attention_bias);
+  auto got = engine_logits(g, toks, 10);
+  EXPECT_LT(max_rel_diff(got.data(), want.data(), want.size()), 1e-6);
+  save_model(g, dir + "/hf2", WType::F32);
+  InferModel hf2 = load_model(dir + "/hf2");
+  auto again = engine_logits(hf2, toks, 10);
+  EXPECT_LT(max_rel_diff(again.data(), want.data(), want.size()), 1e-6);
+  fs::remove_all(dir);
+}
+
 TEST(Infer, LlamaGgufRowOrderIsInterleavedPairs) {
   // 1 head of D=4, rows r0..r3 (HF rotate-half) → GGUF order r0 r2 r1 r3, and back
   const uint8_t in[4] = {0, 1, 2, 3};
