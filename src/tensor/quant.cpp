@@ -12,6 +12,7 @@
 #include "tensor/kernels.h"
 #include "tensor/quant_kernels.h"
 #include "tensor/tensor.h"
+#include "tensor/tensor.h"
 
 namespace todae {
 
@@ -27,11 +28,6 @@ const detail::QuantTable& qt() {
     case Isa::avx2: return *detail::quant_avx2();
     default: return *detail::quant_scalar();
   }
-}
-
-template <class F>
-void parallel(int n, const F& f) {
-  detail::parallel_run(n, [](void* c, int i) { (*static_cast<const F*>(c))(i); }, const_cast<F*>(&f));
 }
 
 uint32_t fbits(float f) {
@@ -230,7 +226,7 @@ void matmul_gemm_f32(float* y, const float* x, int N, const WMatrix& W, bool acc
   for (int r0 = 0; r0 < rows; r0 += chunk) {
     const int nr = std::min(chunk, rows - r0);
     const int tasks = std::min(nr, 16);
-    parallel(tasks, [&](int i) {
+    parallel_for_each(tasks, [&](int i) {
       const int a = r0 + static_cast<int>(int64_t{nr} * i / tasks), b = r0 + static_cast<int>(int64_t{nr} * (i + 1) / tasks);
       for (int r = a; r < b; r++) t.dequant_row(static_cast<int>(W.type), W.row(r), wf + static_cast<size_t>(r - r0) * cols, cols);
     });
@@ -277,7 +273,7 @@ void matmul_w(float* y, const float* x, int N, const WMatrix& W, bool accumulate
   int per = (rows + tasks - 1) / tasks;
   per = (per + 3) / 4 * 4;
   tasks = (rows + per - 1) / per;
-  parallel(tasks, [&](int i) {
+  parallel_for_each(tasks, [&](int i) {
     const int r0 = i * per, r1 = std::min(rows, r0 + per);
     t.gemv(type, y, rows, x, xq, xs, N, W.data, W.row_bytes, cols, r0, r1, accumulate);
   });
@@ -322,7 +318,7 @@ void matmul_w_many(const float* x, int N, std::span<const MatmulOut> outs) {
     per = (per + 3) / 4 * 4;
     for (int r = 0; r < W.rows; r += per) chunks.push_back({&o, r, std::min(W.rows, r + per)});
   }
-  parallel(static_cast<int>(chunks.size()), [&](int i) {
+  parallel_for_each(static_cast<int>(chunks.size()), [&](int i) {
     const Chunk& c = chunks[i];
     const WMatrix& W = *c.o->W;
     t.gemv(static_cast<int>(W.type), c.o->y, W.rows, x, xq, xs, N, W.data, W.row_bytes, cols, c.r0, c.r1,
@@ -338,7 +334,7 @@ void embed_rows(float* out, const WMatrix& W, const int32_t* tokens, int N) {
       fail("embed_rows: token id ", tokens[n], " at position ", n, " is outside the table [0, ", W.rows, ")");
   const detail::QuantTable& t = qt();
   const int tasks = std::max(1, std::min(N, static_cast<int>(int64_t{N} * W.cols / 8192)));
-  parallel(tasks, [&](int i) {
+  parallel_for_each(tasks, [&](int i) {
     const int a = static_cast<int>(int64_t{N} * i / tasks), b = static_cast<int>(int64_t{N} * (i + 1) / tasks);
     for (int n = a; n < b; n++)
       t.dequant_row(static_cast<int>(W.type), W.row(tokens[n]), out + static_cast<size_t>(n) * W.cols, W.cols);
@@ -365,7 +361,7 @@ void kv_store(const KVView& kv, int pos, const float* k, const float* v, int n, 
   const detail::QuantTable& t = qt();
   const int type = static_cast<int>(kv.type);
   const int tasks = std::max(1, std::min(n, static_cast<int>(int64_t{n} * kv_dim / 16384)));
-  parallel(tasks, [&](int i) {
+  parallel_for_each(tasks, [&](int i) {
     const int a = static_cast<int>(int64_t{n} * i / tasks), b = static_cast<int>(int64_t{n} * (i + 1) / tasks);
     for (int r = a; r < b; r++) {
       const size_t off = static_cast<size_t>(pos + r) * kv.row_bytes;
@@ -382,6 +378,11 @@ void attention_cached(float* out, const float* q, const KVView& kv, int pos0, in
   check_kv(kv, KVH * D, "attention_cached");
   if (pos0 < 0 || n < 0) fail("attention_cached: negative position ", pos0, " or count ", n);
   if (n == 0) return;
+  if (n == 1) {  // a decode row: the direct path when it applies
+    const AttentionRow row{out, q, kv, pos0};
+    attention_cached_rows({&row, 1}, H, KVH, D, scale);
+    return;
+  }
   qt().attention(out, q, static_cast<int>(kv.type), kv.k, kv.v, kv.row_bytes, pos0, n, H, KVH, D, scale);
 }
 
@@ -394,13 +395,14 @@ void attention_cached_rows(std::span<const AttentionRow> rows, int H, int KVH, i
     if (r.pos < 0) fail("attention_cached_rows: negative position ", r.pos);
     if (r.kv.type != WType::F32 && r.kv.type != WType::F16) direct = false;
   }
-  if (!direct) {
-    for (const AttentionRow& r : rows) attention_cached(r.out, r.q, r.kv, r.pos, 1, H, KVH, D, scale);
+  const detail::QuantTable& t = qt();
+  if (!direct) {  // the tiled kernel, one sequence at a time
+    for (const AttentionRow& r : rows)
+      t.attention(r.out, r.q, static_cast<int>(r.kv.type), r.kv.k, r.kv.v, r.kv.row_bytes, r.pos, 1, H, KVH, D, scale);
     return;
   }
-  const detail::QuantTable& t = qt();
   const int group = H / KVH;
-  parallel(static_cast<int>(rows.size()) * KVH, [&](int task) {
+  parallel_for_each(static_cast<int>(rows.size()) * KVH, [&](int task) {
     const AttentionRow& r = rows[static_cast<size_t>(task / KVH)];
     const int g = task % KVH;
     const size_t at = static_cast<size_t>(g) * group * D;

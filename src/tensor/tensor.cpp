@@ -364,11 +364,6 @@ void bf16_to_f32(float* out, const bf16* in, size_t n) { kern().bf16_to_f32(out,
 
 namespace {
 
-template <class F>
-void parallel(int n, const F& f) {
-  detail::parallel_run(n, [](void* c, int i) { (*static_cast<const F*>(c))(i); }, const_cast<F*>(&f));
-}
-
 // Row-major C[M,N] = alpha·op(A)·op(B) + beta·C, with the output split into one block per thread
 // (along M or N, whichever is larger, in multiples of 16), each block a single-threaded sgemm.
 // Every output element is computed by one sgemm over the full K, whatever the split.
@@ -393,7 +388,7 @@ void gemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, in
   const int len = split_m ? M : N;
   const int parts = std::min(nt, (len + 15) / 16);
   const int chunk = ((len + parts - 1) / parts + 15) / 16 * 16;
-  parallel(parts, [&](int p) {
+  parallel_for_each(parts, [&](int p) {
     const int b0 = p * chunk, b1 = std::min(len, b0 + chunk);
     if (b0 >= b1) return;
     if (split_m) {
@@ -420,7 +415,7 @@ namespace {
 
 // Rounds rows×cols of src (leading dim ld) to bf16 precision into dst (leading dim cols).
 void round_copy(float* dst, const float* src, int rows, int cols, int ld) {
-  parallel(rows, [&](int r) {
+  parallel_for_each(rows, [&](int r) {
     for (int c = 0; c < cols; c++)
       dst[static_cast<size_t>(r) * cols + c] = bf16_to_f32(f32_to_bf16(src[static_cast<size_t>(r) * ld + c]));
   });

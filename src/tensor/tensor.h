@@ -138,9 +138,9 @@ int get_threads();
 namespace detail {
 void parallel_run(int n, void (*fn)(void* ctx, int i), void* ctx);
 }
-// Runs f(i) for every i in [0, n) on the same pool (the caller takes part) and returns when all
-// are done: for independent work outside the kernels, e.g. sampling several sequences. f must not
-// throw (catch inside it); nested calls run inline.
+// Runs f(i) for every i in [0, n) on the kernels' pool (the caller takes part) and returns when all
+// are done; nested calls run inline. The first exception a task throws stops the job and is
+// rethrown here once every thread has stopped.
 template <class F>
 void parallel_for_each(int n, const F& f) {
   detail::parallel_run(n, [](void* c, int i) { (*static_cast<const F*>(c))(i); }, const_cast<F*>(&f));
