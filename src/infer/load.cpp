@@ -97,7 +97,8 @@ void finish_model(InferModel& m, const LoadOptions& opt) {
   // The most common matrix type names the model ("q4_0 model").
   int counts[8] = {};
   for (const InferLayer& L : m.layers)
-    for (const WMatrix* w : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) counts[int(w->type)]++;
+    for (const LayerTensor& t : kLayerTensors)
+      if (t.matrix) counts[int((L.*t.matrix).type)]++;
   m.weight_type = WType(std::max_element(counts, counts + 8) - counts);
 }
 

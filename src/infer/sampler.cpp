@@ -78,8 +78,7 @@ int32_t Sampler::sample(float* logits, int V, TokenLogprob* lp) {
     chosen = int32_t(std::max_element(logits, logits + V) - logits);
   } else {
     // Candidates: the top_k (or all finite) logits at or above the min-p cut, sorted descending
-    // (ties by id). min-p cuts relative to the best token. With top_k set, a bounded heap keeps the
-    // k best in one pass over the vocabulary instead of building and sorting all V of them.
+    // (ties by id). min-p cuts relative to the best token.
     const float ninf = -std::numeric_limits<float>::infinity();
     float bests[8] = {ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf};  // eight chains: no loop-carried wait
     int i = 0;
