@@ -545,6 +545,25 @@ TEST_P(Quant, AttentionCachedAgainstFloat64) {
   EXPECT_THROW(attention_cached(out, q, KVView{WType::F32, c.data(), c.data(), 64}, 0, 1, 3, 2, 8, 1.0f), Error);
 }
 
+// A GEMM of the kernel table (gemm_f32 or gemm_bf16) accumulating x[M, K]·Wᵀ onto `base`,
+// against the same sums in double: within 2^-8 (bf16 operands) or 2e-6 (f32) of |base| + Σ|w·x|.
+void expect_gemm_near(decltype(detail::QuantTable::gemm_f32) fn, bool bf16, WType wt, const std::vector<uint8_t>& wq,
+                      int R, int K, const std::vector<float>& xm, int M, float base) {
+  auto wd = dequantize(wt, wq, R, K);
+  std::vector<float> y(static_cast<size_t>(M) * R, base);
+  fn(static_cast<int>(wt), y.data(), xm.data(), M, wq.data(), wtype_row_bytes(wt, K), R, K, true);
+  for (int m = 0; m < M; m++)
+    for (int r = 0; r < R; r++) {
+      double want = base, mag = base;
+      for (int k = 0; k < K; k++) {
+        want += double(xm[static_cast<size_t>(m) * K + k]) * wd[static_cast<size_t>(r) * K + k];
+        mag += std::fabs(double(xm[static_cast<size_t>(m) * K + k]) * wd[static_cast<size_t>(r) * K + k]);
+      }
+      ASSERT_NEAR(y[static_cast<size_t>(m) * R + r], want, bf16 ? std::ldexp(mag, -8) : 2e-6 * mag)
+          << wtype_name(wt) << (bf16 ? " bf16" : " f32") << " m=" << m << " r=" << r;
+    }
+}
+
 // Every build of the kernels the CPU can run, called directly: this includes builds that
 // TODAE_ISA cannot pick on this machine (the AVX-512 build without VNNI when the CPU has VNNI).
 TEST(QuantTables, EveryBuildAgreesWithScalar) {
@@ -586,20 +605,8 @@ TEST(QuantTables, EveryBuildAgreesWithScalar) {
         auto fn = g == 0 ? t->gemm_bf16 : t->gemm_f32;
         if (!fn || (g == 0 && !cpu_features().avx512bf16)) continue;
         const int M = 29;
-        auto xm = randn(static_cast<size_t>(M) * cols, 79);
-        std::vector<float> y(static_cast<size_t>(M) * rows, 1.0f);
-        fn(type, y.data(), xm.data(), M, wq.data(), rb, rows, cols, true);  // accumulate onto 1
-        auto wd = dequantize(wt, wq, rows, cols);
-        for (int m = 0; m < M; m++)
-          for (int r = 0; r < rows; r++) {
-            double want = 1, mag = 1;
-            for (int k = 0; k < cols; k++) {
-              want += double(xm[static_cast<size_t>(m) * cols + k]) * wd[static_cast<size_t>(r) * cols + k];
-              mag += std::fabs(double(xm[static_cast<size_t>(m) * cols + k]) * wd[static_cast<size_t>(r) * cols + k]);
-            }
-            ASSERT_NEAR(y[static_cast<size_t>(m) * rows + r], want, g == 0 ? std::ldexp(mag, -8) : 2e-6 * mag)
-                << wtype_name(wt) << (g == 0 ? " bf16" : " f32");
-          }
+        expect_gemm_near(fn, g == 0, wt, wq, rows, cols, randn(static_cast<size_t>(M) * cols, 79), M, 1.0f);
+        if (HasFatalFailure()) return;
       }
     }
     // the f32 GEMM on float weights of any width: 45 columns (a partial 16-column tile) and 37
@@ -608,24 +615,12 @@ TEST(QuantTables, EveryBuildAgreesWithScalar) {
       for (WType wt : {WType::F32, WType::F16, WType::BF16}) {
         const int R = 37, K = 45, M = 14;
         auto wq = quantize(wt, randn(static_cast<size_t>(R) * K, 80, 0.3f), R, K);
-        auto wd = dequantize(wt, wq, R, K);
         auto xm = randn(static_cast<size_t>(M) * K, 81);
-        for (int g = 0; g < 2; g++) {  // and the bf16 GEMM (K padded to 64 there) for bf16 weights
-          auto fn = g == 0 ? t->gemm_f32 : t->gemm_bf16;
-          if (g == 1 && (wt != WType::BF16 || !fn || !cpu_features().avx512bf16)) continue;
-          std::vector<float> y(static_cast<size_t>(M) * R, 0.5f);
-          fn(static_cast<int>(wt), y.data(), xm.data(), M, wq.data(), wtype_row_bytes(wt, K), R, K, true);
-          for (int m = 0; m < M; m++)
-            for (int r = 0; r < R; r++) {
-              double want = 0.5, mag = 0.5;
-              for (int k = 0; k < K; k++) {
-                want += double(xm[static_cast<size_t>(m) * K + k]) * wd[static_cast<size_t>(r) * K + k];
-                mag += std::fabs(double(xm[static_cast<size_t>(m) * K + k]) * wd[static_cast<size_t>(r) * K + k]);
-              }
-              ASSERT_NEAR(y[static_cast<size_t>(m) * R + r], want, g == 0 ? 2e-6 * mag : std::ldexp(mag, -8))
-                  << wtype_name(wt) << (g == 0 ? " f32" : " bf16") << " m=" << m << " r=" << r;
-            }
-        }
+        expect_gemm_near(t->gemm_f32, false, wt, wq, R, K, xm, M, 0.5f);
+        // and the bf16 GEMM (K padded to 64 there) for bf16 weights
+        if (wt == WType::BF16 && t->gemm_bf16 && cpu_features().avx512bf16)
+          expect_gemm_near(t->gemm_bf16, true, wt, wq, R, K, xm, M, 0.5f);
+        if (HasFatalFailure()) return;
       }
     for (WType wt : {WType::F16, WType::Q8_0}) {
       std::vector<uint8_t> a(wtype_row_bytes(wt, cols)), b(a.size());
