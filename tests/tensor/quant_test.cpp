@@ -505,6 +505,16 @@ TEST_P(Quant, AttentionRowsEqualOneByOne) {
         ASSERT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << wtype_name(t) << " H=" << c.H << " i=" << i;
     }
   }
+  // bad calls are errors, not reads out of bounds
+  std::vector<uint8_t> c(1024);
+  float q[64], out[64];
+  const KVView kv{WType::F32, c.data(), c.data(), 64};
+  const AttentionRow bad_pos[1] = {{out, q, kv, -1}};
+  EXPECT_THROW(attention_cached_rows(bad_pos, 4, 2, 8, 1.0f), Error);
+  const AttentionRow ok[1] = {{out, q, kv, 0}};
+  EXPECT_THROW(attention_cached_rows(ok, 3, 2, 8, 1.0f), Error);  // 3 heads over 2 KV heads
+  const AttentionRow short_rows[1] = {{out, q, KVView{WType::F32, c.data(), c.data(), 32}, 0}};  // rows < kv_dim
+  EXPECT_THROW(attention_cached_rows(short_rows, 4, 2, 8, 1.0f), Error);
 }
 
 TEST_P(Quant, AttentionCachedAgainstFloat64) {
