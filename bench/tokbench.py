@@ -12,6 +12,11 @@
                                                (see ANALYZE_FIELDS)
   tokbench.py pick IN N MAXCHARS              the first N lines of IN (<= MAXCHARS characters) where a Hangul
                                                character touches a Latin letter
+  tokbench.py gap SPEC IDS SPM_MODEL TEXT      where two tokenizers' counts differ: the text's words (a word = one run of
+                                               non-space characters with the space before it; spaces beyond one are
+                                               "extra whitespace") by class, with the tokens each tokenizer spends on them
+                                               (a token counts for the word holding its last character); IDS = SPEC's
+                                               ids for TEXT; prints "class words spec_tokens spm_tokens" lines, tab-separated
   tokbench.py render SPEC IDS                  the tokens of IDS as text separated by '|' (a character split over k tokens
                                                is shown once with "(k)", as `todae tokenizer show` does)
 
@@ -180,6 +185,56 @@ def analyze(spec, ids_path):
     print("\t".join(str(v) for v in vals))
 
 
+GAP_CLASSES = ["words with digits", "letters only", "letters and punctuation", "punctuation/symbols only",
+               "extra whitespace"]
+
+
+def word_class(w):
+    s = w.strip()
+    if not s:
+        return "extra whitespace"
+    cats = [unicodedata.category(c)[0] for c in s]
+    if "N" in cats:
+        return "words with digits"
+    if all(c in "LM" for c in cats):
+        return "letters only"
+    if "L" in cats:
+        return "letters and punctuation"
+    return "punctuation/symbols only"
+
+
+def gap(spec, ids_path, model, text_path):
+    import bisect
+    import sentencepiece as spm
+    with open(text_path, encoding="utf-8") as f:
+        text = f.read()
+    words = [(m.start(), word_class(m.group())) for m in re.finditer(r"\s+(?=\s)|\s?\S+|\s+", text)]
+    starts = [a for a, _ in words]
+    char_bytes, pos = [], 0  # byte offset where each character starts
+    for c in text:
+        char_bytes.append(pos)
+        pos += len(c.encode("utf-8"))
+    _, spans = token_spans(spec, read_ids(ids_path))
+    if not spans or spans[-1][1] != pos:
+        sys.exit("gap: the ids of %s do not decode to %s" % (spec, text_path))
+
+    def word_at(char_index):
+        return max(0, bisect.bisect_right(starts, char_index) - 1)
+    # A token counts for the word holding its last character: SentencePiece's "▁word" after a run of
+    # spaces starts at the run (it drops the extra spaces), and belongs to the word, not the run.
+    ours = [0] * len(words)
+    for a, e in spans:
+        if e > a:
+            ours[word_at(bisect.bisect_right(char_bytes, e - 1) - 1)] += 1
+    theirs = [0] * len(words)
+    sp = spm.SentencePieceProcessor(model_file=model)
+    for piece in sp.encode(text, out_type="immutable_proto").pieces:
+        theirs[word_at(piece.end - 1 if piece.end > piece.begin else piece.begin)] += 1
+    for cls in GAP_CLASSES:
+        idx = [i for i, (_, c) in enumerate(words) if c == cls]
+        print("%s\t%d\t%d\t%d" % (cls, len(idx), sum(ours[i] for i in idx), sum(theirs[i] for i in idx)))
+
+
 def render(spec, ids_path):
     ids = read_ids(ids_path)
     dec = load_vocab(spec)
@@ -263,6 +318,8 @@ def main():
         analyze(*args)
     elif cmd == "pick":
         pick(args[0], int(args[1]), int(args[2]))
+    elif cmd == "gap":
+        gap(*args)
     elif cmd == "render":
         render(*args)
     else:

@@ -12,6 +12,7 @@
 #   2. encode MB/s on 20 MB of mixed Korean/English text: todae --threads 1/2, spm_encode, python sentencepiece
 #   3. compression on held-out text: Korean chars/token, English bytes/token; superword sweep; real tokenizers
 #   4. pre-tokenizer effects: per-script token statistics and example splits
+#   5. English: which kinds of words todae 64k and SentencePiece 64k spend their tokens on
 # Peer and todae runs alternate (the machine drifts +-20-30%); figures are medians.
 #
 # Env knobs: BENCH_REPS (todae training repeats, default 3), BENCH_SPM_REPS (spm_train repeats, default 1),
@@ -318,8 +319,9 @@ out ""
 # ------------------------------------------------------------------------------------------------
 HK_RAW=$W/heldout_ko_raw.txt
 KO_TRAIN=("${KO_FILES[@]}")
-if [[ -x $REPO/scripts/get-heldout-ko.sh ]] && "$REPO/scripts/get-heldout-ko.sh" "$HK_RAW" 2> "$W/heldout.log"; then
-  HK_HOW="\`scripts/get-heldout-ko.sh\` (GNOME Help, Korean, gnome-user-docs; not a source of the corpus): $(tail -n1 "$W/heldout.log" | sed 's/^\[get-heldout-ko\] //')"
+HG_RAW=$W/heldout_en_gnome_raw.txt
+if [[ -x $REPO/scripts/get-heldout-ko.sh ]] && "$REPO/scripts/get-heldout-ko.sh" "$HK_RAW" "$HG_RAW" 2> "$W/heldout.log"; then
+  HK_HOW="\`scripts/get-heldout-ko.sh\` (GNOME Help, Korean, gnome-user-docs; not a source of the corpus): $(grep "wrote $HK_RAW" "$W/heldout.log" | sed 's/^\[get-heldout-ko\] //')"
 else
   [[ -x $REPO/scripts/get-heldout-ko.sh ]] && log "WARNING: get-heldout-ko.sh failed ($(tail -n1 "$W/heldout.log")); falling back"
   HOLD=$CORPUS/ko/ko_debian_installation_guide.txt
@@ -328,8 +330,10 @@ else
   KO_TRAIN=(); for f in "${KO_FILES[@]}"; do [[ $f == "$HOLD" ]] || KO_TRAIN+=("$f"); done
   HK_HOW="FALLBACK (scripts/get-heldout-ko.sh missing or failed): ko_debian_installation_guide.txt held out of training"
 fi
-HK=$W/heldout_ko.txt HE=$W/heldout_en.txt
+HK=$W/heldout_ko.txt HE=$W/heldout_en.txt HG=$W/heldout_en_gnome.txt
 read -r HK_CHARS HK_BYTES HK_LINES < <("$PY" "$HELPER" join "$HK_RAW" "$HK")
+HG_BYTES=""
+[[ -s $HG_RAW ]] && read -r _ HG_BYTES HG_LINES < <("$PY" "$HELPER" join "$HG_RAW" "$HG")
 read -r ENH ENT < <("$PY" "$HELPER" split-tail "$W/en_all.txt" "$W/en_train.txt" "$W/en_heldout_raw.txt" 1000000)
 read -r HE_CHARS HE_BYTES HE_LINES < <("$PY" "$HELPER" join "$W/en_heldout_raw.txt" "$HE")
 TRAIN_C=$W/train_c.txt
@@ -340,14 +344,18 @@ out "## 3. Compression on held-out text"
 out ""
 out "- held-out Korean: $HK_HOW; $HK_LINES non-empty lines joined by single spaces: $HK_CHARS chars, $HK_BYTES bytes, encoded as one text."
 out "- held-out English: the last $(calc '%.2f' "$ENT/1e6") MB of the English corpus (cut at a document boundary), excluded from training; $HE_LINES lines joined by spaces: $HE_BYTES bytes. (The descriptions contain many near-duplicates, so this slice is easier than truly unseen English.)"
+if [[ -n $HG_BYTES ]]; then
+  out "- held-out English prose: the English originals of the same GNOME Help (\`scripts/get-heldout-ko.sh KO EN\`: $(grep "wrote $HG_RAW" "$W/heldout.log" | sed 's/^\[get-heldout-ko\] wrote [^:]*: //')); $HG_LINES lines joined by spaces: $HG_BYTES bytes."
+fi
 out "- training input for every model in this section: ${#KO_TRAIN[@]} Korean files + the rest of the English = $(calc '%.1f' "$TC_BYTES/1e6") MB (todae and spm_train get the same file)."
 out "- Korean: characters (code points of the original text) per token; English: bytes per token. spm counts = ids from \`spm_encode --output_format=id\` (includes its dummy-prefix ▁)."
 out ""
 
-declare -A KO_TOK EN_TOK TR_TIME TR_RSS SPEC
+declare -A KO_TOK EN_TOK EG_TOK TR_TIME TR_RSS SPEC
 ROWS=()
 eval_todae() {   # eval_todae NAME SPEC
   KO_TOK[$1]=$(todae_count "$2" "$HK"); EN_TOK[$1]=$(todae_count "$2" "$HE"); SPEC[$1]=$2; ROWS+=("$1")
+  [[ -z $HG_BYTES ]] || EG_TOK[$1]=$(todae_count "$2" "$HG")
 }
 log "compression: training todae 32k/64k"
 for V in 32 64; do
@@ -370,6 +378,7 @@ for V in 32000 64000; do
   log "compression: spm_train $V (minutes)"
   spm_train_to "$W/c_s$V" "$TRAIN_C" "$V"; TR_TIME[$name]=$T_E; TR_RSS[$name]=$T_M
   KO_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HK"); EN_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HE")
+  [[ -z $HG_BYTES ]] || EG_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HG")
   SPEC[$name]=$W/c_s$V.model; ROWS+=("$name")
 done
 if [[ -f $CL100K ]]; then eval_todae "cl100k_base (GPT-4)" "$CL100K"; else log "WARNING: $CL100K missing"; fi
@@ -377,16 +386,17 @@ if [[ -f $O200K ]]; then eval_todae "o200k_base (GPT-4o)" "$O200K"; else log "WA
 declare -A REALNAME=([qwen3]="Qwen3" [llama3]="Llama-3" [gemma3]="Gemma-3" [deepseek_v3]="DeepSeek-V3")
 for mdl in "${REAL_MODELS[@]}"; do if [[ -n ${REAL[$mdl]:-} ]]; then eval_todae "${REALNAME[$mdl]}" "${REAL[$mdl]}"; fi; done
 
-out "| tokenizer | Korean tokens | **Korean chars/token** | English tokens | **English bytes/token** | training wall s | training peak RSS MiB |"
-out "|---|---|---|---|---|---|---|"
+out "| tokenizer | Korean tokens | **Korean chars/token** | English tokens | **English bytes/token** | English prose (GNOME) bytes/token | training wall s | training peak RSS MiB |"
+out "|---|---|---|---|---|---|---|---|"
 for n in "${ROWS[@]}"; do
   tt=${TR_TIME[$n]:-}; tr=${TR_RSS[$n]:-}
-  out "| $n$([[ $n == "$BEST" ]] && echo ' (best)') | ${KO_TOK[$n]} | $(calc '%.3f' "$HK_CHARS/${KO_TOK[$n]}") | ${EN_TOK[$n]} | $(calc '%.3f' "$HE_BYTES/${EN_TOK[$n]}") | ${tt} | $([[ -n $tr ]] && mib "$tr") |"
+  out "| $n$([[ $n == "$BEST" ]] && echo ' (best)') | ${KO_TOK[$n]} | $(calc '%.3f' "$HK_CHARS/${KO_TOK[$n]}") | ${EN_TOK[$n]} | $(calc '%.3f' "$HE_BYTES/${EN_TOK[$n]}") | $([[ -n ${EG_TOK[$n]:-} ]] && calc '%.3f' "$HG_BYTES/${EG_TOK[$n]}") | ${tt} | $([[ -n $tr ]] && mib "$tr") |"
 done
 out ""
 out "- real tokenizers: ${REAL_NOTE}cl100k/o200k: $(dirname "$CL100K")/*.tiktoken; all loaded by todae"
 cpt() { calc '%.3f' "$HK_CHARS/${KO_TOK[$1]}"; }
 bpt() { calc '%.3f' "$HE_BYTES/${EN_TOK[$1]}"; }
+gpt() { calc '%.3f' "$HG_BYTES/${EG_TOK[$1]}"; }
 ge() { calc '%d' "($1 >= $2) ? 1 : 0"; }
 verdict() { [[ $1 == 1 ]] && echo MET || echo MISSED; }
 out "- superword sweep (64k, Korean chars/token | English bytes/token): $(for g in $GRID; do f=${g%%:*} k=${g##*:}; n="todae 64k superword $f, max $k words"; printf '%s/%s → %s | %s; ' "$f" "$k" "$(cpt "$n")" "$(bpt "$n")"; done)best: $BEST"
@@ -394,7 +404,7 @@ out ""
 out "Goals:"
 for V in 32 64; do
   t="todae ${V}k" s="SentencePiece BPE ${V}k"
-  out "- ${V}k Korean chars/token todae $(cpt "$t") vs spm $(cpt "$s") ($(calc '%+.1f' "100*(${KO_TOK[$s]}/${KO_TOK[$t]}-1)")%): $(verdict "$(ge "$(cpt "$t")" "$(cpt "$s")")"); English bytes/token todae $(bpt "$t") vs spm $(bpt "$s") ($(calc '%+.1f' "100*(${EN_TOK[$s]}/${EN_TOK[$t]}-1)")%): $(verdict "$(ge "$(bpt "$t")" "$(bpt "$s")")")"
+  out "- ${V}k Korean chars/token todae $(cpt "$t") vs spm $(cpt "$s") ($(calc '%+.1f' "100*(${KO_TOK[$s]}/${KO_TOK[$t]}-1)")%): $(verdict "$(ge "$(cpt "$t")" "$(cpt "$s")")"); English bytes/token todae $(bpt "$t") vs spm $(bpt "$s") ($(calc '%+.1f' "100*(${EN_TOK[$s]}/${EN_TOK[$t]}-1)")%): $(verdict "$(ge "$(bpt "$t")" "$(bpt "$s")")")$([[ -z $HG_BYTES ]] || echo "; English prose (GNOME) todae $(gpt "$t") vs spm $(gpt "$s") ($(calc '%+.1f' "100*(${EG_TOK[$s]}/${EG_TOK[$t]}-1)")%): $(verdict "$(ge "$(gpt "$t")" "$(gpt "$s")")")")"
 done
 D="todae 64k superword 0.2, max 16 words"
 [[ -z ${KO_TOK[$D]:-} ]] || out "- superword 0.2 (default max 16 words) at 64k: $(cpt "$D") chars/token (goal ≥3.4): $(verdict "$(ge "$(cpt "$D")" 3.4)")"
@@ -448,6 +458,42 @@ for s in "${EX[@]}" "${EXH[@]}"; do
   done
 done
 out ""
+
+# ------------------------------------------------------------------------------------------------
+# 5. English: where the tokens go
+# ------------------------------------------------------------------------------------------------
+out "## 5. English: where todae 64k and SentencePiece 64k spend their tokens"
+out ""
+out "Each held-out English text of section 3 cut into words (a run of non-space characters with the space before it;"
+out "spaces beyond one form an 'extra whitespace' word); a token counts for the word holding its last character"
+out "(\`tokbench.py gap\`). SentencePiece merges digits with the punctuation and the space around them ('▁3.1.2.',"
+out "'-8859-1', '▁2.0') and drops repeated spaces; todae follows the issue's GPT-4-style rules (digit groups of at most"
+out "3, no merge across digits/punctuation, no space before digits) and keeps every byte."
+out ""
+gap_table() {   # gap_table TITLE TEXT
+  local t="todae 64k" s="SentencePiece BPE 64k"
+  "$TODAE" tokenizer encode --tokenizer "${SPEC[$t]}" "$2" > "$W/g.ids"
+  out "$1"
+  out ""
+  out "| words | count | todae tokens | spm tokens | todae − spm | share of the difference |"
+  out "|---|---|---|---|---|---|"
+  "$PY" "$HELPER" gap "${SPEC[$t]}" "$W/g.ids" "${SPEC[$s]}" "$2" > "$W/gap.tsv"
+  local sum_t sum_s
+  read -r sum_t sum_s < <(awk -F'\t' '{a+=$3; b+=$4} END{print a, b}' "$W/gap.tsv")
+  while IFS=$'\t' read -r cls n a b; do
+    out "| $cls | $n | $a | $b | $(( a - b )) | $( (( sum_t != sum_s )) && calc '%.0f%%' "100*($a-$b)/($sum_t-$sum_s)") |"
+  done < "$W/gap.tsv"
+  out "| all | | $sum_t | $sum_s | $(( sum_t - sum_s )) | |"
+  local nd_t nd_s
+  read -r nd_t nd_s < <(awk -F'\t' '$1 != "words with digits" && $1 != "extra whitespace" {a+=$3; b+=$4} END{print a, b}' "$W/gap.tsv")
+  out ""
+  out "- without the words with digits and the extra whitespace: todae $nd_t vs spm $nd_s tokens ($(calc '%+.2f' "100*($nd_s/$nd_t-1)")% bytes/token for todae)"
+  out ""
+}
+if [[ -n ${SPEC[todae 64k]:-} && -n ${SPEC[SentencePiece BPE 64k]:-} ]]; then
+  gap_table "Held-out English (Debian package descriptions):" "$HE"
+  [[ -z $HG_BYTES ]] || gap_table "Held-out English prose (GNOME Help originals):" "$HG"
+fi
 out "---"
 out "total run time $(( $(date +%s) - T0 )) s; load average at end $(loadavg)"
 

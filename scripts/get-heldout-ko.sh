@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Fetch the held-out Korean prose text used by the compression benchmark.
 #
-# usage: scripts/get-heldout-ko.sh OUT_FILE
+# usage: scripts/get-heldout-ko.sh OUT_FILE [EN_OUT_FILE]
+#
+# With EN_OUT_FILE it also writes the English originals of the same help (usr/share/help/C/gnome-help),
+# extracted the same way (paragraphs with Latin letters and no Hangul, up to 300,000 bytes): English
+# prose that is not in the training corpus either, for the English side of the compression benchmark.
+# Expected result: 273,528 bytes, 1,786 paragraphs.
 #
 # Source: the Korean translation of GNOME Help ("gnome-help": usr/share/help/ko/gnome-help/*.page) in the
 # Debian bookworm main package gnome-user-docs 43.0-2, licence CC-BY-SA-3.0 (Copyright (C) 2010-2014
@@ -20,10 +25,11 @@
 # ${HELDOUT_CACHE:-/tmp/todae-heldout-cache}; reruns reuse it.
 set -euo pipefail
 
-[[ $# -eq 1 ]] || { echo "usage: $0 OUT_FILE" >&2; exit 2; }
+[[ $# -eq 1 || $# -eq 2 ]] || { echo "usage: $0 OUT_FILE [EN_OUT_FILE]" >&2; exit 2; }
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOOLS=$HERE/corpus
 OUT_FILE=$1
+EN_OUT_FILE=${2:-}
 PKG=gnome-user-docs
 EXPECTED_VERSION=43.0-2
 EXPECTED_SHA256=991e2df6866529bf8a8348ca79da485d7be0b5eeac3547b8f7543080d82bcd5c
@@ -53,6 +59,7 @@ version=$(dpkg-deb -f "$deb" Version)
 log "package: $PKG $version ($(basename "$deb"))"
 [[ $version == "$EXPECTED_VERSION" ]] || log "WARNING: expected $PKG $EXPECTED_VERSION; the text may differ"
 unpack "$PKG" "$X/$PKG" './usr/share/help/ko/gnome-help/*'
+[[ -z $EN_OUT_FILE ]] || unpack "$PKG" "$X/$PKG-C" './usr/share/help/C/gnome-help/*'
 
 mkdir -p "$(dirname "$OUT_FILE")"
 "$PY" "$TOOLS/mallard_prose.py" "$X/$PKG/usr/share/help/ko/gnome-help" "$OUT_FILE.tmp" 200000
@@ -60,3 +67,10 @@ mv "$OUT_FILE.tmp" "$OUT_FILE"
 sum=$(sha256sum "$OUT_FILE" | cut -d' ' -f1)
 log "wrote $OUT_FILE: $(wc -c <"$OUT_FILE") bytes, $(grep -c . "$OUT_FILE") paragraphs, sha256 $sum"
 [[ $sum == "$EXPECTED_SHA256" ]] || log "WARNING: sha256 differs from the expected $EXPECTED_SHA256"
+
+if [[ -n $EN_OUT_FILE ]]; then
+  mkdir -p "$(dirname "$EN_OUT_FILE")"
+  "$PY" "$TOOLS/mallard_prose.py" "$X/$PKG-C/usr/share/help/C/gnome-help" "$EN_OUT_FILE.tmp" 300000 en
+  mv "$EN_OUT_FILE.tmp" "$EN_OUT_FILE"
+  log "wrote $EN_OUT_FILE: $(wc -c <"$EN_OUT_FILE") bytes, $(grep -c . "$EN_OUT_FILE") paragraphs (English originals)"
+fi

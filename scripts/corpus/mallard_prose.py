@@ -1,14 +1,15 @@
 #!/usr/bin/python3
-"""Clean Korean prose paragraphs from Mallard help pages (*.page, e.g. GNOME Help in gnome-user-docs).
+"""Clean prose paragraphs from Mallard help pages (*.page, e.g. GNOME Help in gnome-user-docs).
 
-usage: mallard_prose.py PAGES_DIR OUT.txt [MAX_BYTES]
+usage: mallard_prose.py PAGES_DIR OUT.txt [MAX_BYTES [ko|en]]
 
 One document per page (pages in sorted file-name order), one paragraph per line, a blank line
 between documents; stops before MAX_BYTES (default 200000) would be exceeded.
 Kept: the text of <p> elements outside <info> (credits, licence, revision history) and outside
 code/screen/media blocks, whitespace-collapsed, that
   - have at least 20 characters,
-  - are mostly Korean: Hangul syllables >= 60 % of the Hangul + Latin letters,
+  - are mostly Korean: Hangul syllables >= 60 % of the Hangul + Latin letters (ko, the default),
+    or English: Latin letters and no Hangul (en, for the untranslated originals in help/C),
   - end like a sentence ('.', '?', '!' optionally followed by a closing quote or bracket),
   - were not already emitted (exact duplicates dropped).
 """
@@ -54,11 +55,15 @@ def paragraphs(el):
 
 def good(p):
     h, l = len(HANGUL_RE.findall(p)), len(LATIN_RE.findall(p))
-    return len(p) >= 20 and h and h / (h + l) >= 0.6 and SENTENCE_END.search(p)
+    lang_ok = (l and not h) if lang == 'en' else (h and h / (h + l) >= 0.6)
+    return len(p) >= 20 and lang_ok and SENTENCE_END.search(p)
 
 
 src, dst = sys.argv[1:3]
 limit = int(sys.argv[3]) if len(sys.argv) > 3 else 200000
+lang = sys.argv[4] if len(sys.argv) > 4 else 'ko'
+if lang not in ('ko', 'en'):
+    sys.exit(f'mallard_prose.py: unknown language {lang!r} (ko or en)')
 out, seen, total, pages = DocWriter(dst), set(), 0, 0
 for name in sorted(os.listdir(src)):
     if not name.endswith('.page'):
