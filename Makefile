@@ -3,7 +3,8 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
-FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja
+FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja \
+  fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config
 
 .PHONY: all deps build demo test test-fast test-asan fuzz-smoke interop bench format clean
 

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "base/base.h"
+#include "base/json.h"
 #include "text/text.h"
 
 namespace todae::serve {
@@ -251,7 +252,7 @@ json read_messages(const json& body) {
           json args = json::object();
           if (const json* a = field(*fn, "arguments")) {
             if (!a->is_string()) bad_type(cp + ".function.arguments", "a string", *a);
-            json parsed = json::parse(a->get<std::string>(), nullptr, false);
+            json parsed = parse_json_or_discarded<json>(a->get<std::string>());
             args = parsed.is_discarded() ? *a : parsed;
           }
           json call = {{"type", "function"}, {"function", {{"name", *name}, {"arguments", args}}}};
@@ -456,7 +457,7 @@ bool all_integers(const json& a) {
 }  // namespace
 
 json parse_body(std::string_view body) {
-  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  json j = parse_json_or_discarded<json>(body);
   if (j.is_discarded()) {
     // Say where: parse again with exceptions for the position.
     std::string where;
@@ -465,6 +466,8 @@ json parse_body(std::string_view body) {
       (void)again;
     } catch (const json::parse_error& e) {
       where = cat(" (at byte ", e.byte, ")");
+    } catch (const json::exception&) {
+      where = " (a number too large for a double)";
     }
     throw invalid_request(cat("We could not parse the JSON body of your request", where,
                               ". The OpenAI API expects a JSON payload, but what was sent was not valid JSON "

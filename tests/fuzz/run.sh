@@ -4,7 +4,8 @@ set -uo pipefail
 build=${1:-build-fuzz}
 secs=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd)
-for t in fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja; do
+for t in fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja \
+    fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config; do
   seeds="$here/corpus/${t#fuzz_}"
   work=$(mktemp -d)
   cp -r "$seeds/." "$work/" 2>/dev/null || true

@@ -70,6 +70,17 @@ TEST(ServeApi, BadJsonBodies) {
   EXPECT_EQ(expect_error([&] { parse_body(bad); }).status, 400);
   // Valid UTF-8 (Korean) is fine.
   EXPECT_NO_THROW(parse_body("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"안녕하세요\"}]}"));
+  // A number no double holds is a 400 too (nlohmann throws out_of_range for it even when asked not
+  // to throw; found by fuzz_api_request), and so is one inside a tool call's arguments string.
+  ApiError big = expect_error([] { parse_body("{\"model\":\"m\",\"temperature\":1e999}"); });
+  EXPECT_EQ(big.status, 400);
+  EXPECT_EQ(big.code, "invalid_json");
+  EXPECT_NE(big.message.find("too large"), std::string::npos) << big.message;
+  json with_call = parse_body(
+      "{\"model\":\"m\",\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
+      "\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\": 1e999}\"}}]}]}");
+  GenRequest r = parse_chat_request(with_call);
+  EXPECT_EQ(r.messages[0]["tool_calls"][0]["function"]["arguments"], "{\"x\": 1e999}");  // kept as the text
 }
 
 TEST(ServeApi, ChatDefaultsAndFields) {
@@ -371,6 +382,11 @@ TEST(ServeToolCalls, HoldsBackOnlyPossibleMarkers) {
   ToolCallParser q;
   std::string s = q.push("<|tool_call|>not json<|/tool_call|>", calls);
   EXPECT_EQ(s, "<|tool_call|>not json<|/tool_call|>");
+  EXPECT_TRUE(calls.empty());
+  // A number no double holds (the model can write one): text as well, not an exception in the scheduler.
+  ToolCallParser big;
+  EXPECT_EQ(big.push("<|tool_call|>{\"name\":\"f\",\"arguments\":{\"x\":1e999}}<|/tool_call|>", calls),
+            "<|tool_call|>{\"name\":\"f\",\"arguments\":{\"x\":1e999}}<|/tool_call|>");
   EXPECT_TRUE(calls.empty());
   // An unclosed call whose body is complete JSON still counts at the end.
   ToolCallParser r;

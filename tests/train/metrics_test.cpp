@@ -45,7 +45,7 @@ TEST(Metrics, ResumeDropsRowsAfterTheCheckpointAndTornLines) {
   }
   // A crash in the middle of a write.
   std::string text = read_file(p);
-  write_file_atomic(p, text + "{\"step\": 7, \"lo");
+  write_file_atomic(p, text + "{\"step\": 5, \"loss\": 1e999}\n{\"step\": 7, \"lo");  // no double holds 1e999
   {
     MetricsLog log(p, /*resume_step=*/4);
     log.write({{"step", 5}, {"loss", 50.0}});
