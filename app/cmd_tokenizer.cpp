@@ -102,7 +102,7 @@ void run_decode(DecodeArgs& a) {
     while (j < in.size() && !(in[j] == ' ' || in[j] == '\n' || in[j] == '\t' || in[j] == '\r' || in[j] == ',')) ++j;
     std::string w = in.substr(i, j - i);
     if (w.size() > 10 || w.find_first_not_of("0123456789") != std::string::npos)
-      fail("decode: '", w, "' is not a token id (expected non-negative integers separated by spaces)");
+      fail("decode: '", printable(w, 40), "' is not a token id (expected non-negative integers separated by spaces)");
     long long v = std::stoll(w);
     if (v >= tok.vocab_size()) fail("decode: token id ", v, " is outside the vocabulary (size ", tok.vocab_size(), ")");
     ids.push_back(int32_t(v));

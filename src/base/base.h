@@ -30,6 +30,10 @@ template <typename... Args>
   throw Error(cat(args...));
 }
 
+// Text from a file, safe to quote in a one-line message: control bytes, quotes, backslashes and
+// bytes that are not valid UTF-8 become \xNN; cut after max_bytes (the length is then said).
+std::string printable(std::string_view s, size_t max_bytes = 200);
+
 // ---- files ------------------------------------------------------------------------------------
 std::string read_file(const std::string& path);
 // Writes to a temporary file beside `path`, fsyncs it and renames it over `path`, so a crash

@@ -86,23 +86,6 @@ bool is_signed(GgufValueType t) {
 bool is_integer(GgufValueType t) { return is_unsigned(t) || is_signed(t); }
 bool is_float(GgufValueType t) { return t == GgufValueType::FLOAT32 || t == GgufValueType::FLOAT64; }
 
-// Text safe for a one-line message: control bytes escaped, long names cut.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < 200; ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > 200) out += cat("...(", s.size(), " bytes)");
-  return out;
-}
-
 std::string dims_text(std::span<const int64_t> d) {
   std::string out = "[";
   for (size_t i = 0; i < d.size(); ++i) out += cat(i ? ", " : "", d[i]);
@@ -496,16 +479,8 @@ std::unique_ptr<GgufFile> parse_gguf(std::string_view bytes, const std::string& 
 
   // Header.
   if (bytes.size() < 4) fail(name, ": not a GGUF file: ", bytes.size(), " bytes, shorter than the 4-byte magic");
-  if (bytes.substr(0, 4) != "GGUF") {
-    std::string got;
-    for (int i = 0; i < 4; ++i) {
-      unsigned char ch = static_cast<unsigned char>(bytes[i]);
-      got += (ch >= 0x20 && ch < 0x7f && ch != '\'' && ch != '\\') ? cat(static_cast<char>(ch))
-                                                                   : cat("\\x", "0123456789abcdef"[ch >> 4],
-                                                                         "0123456789abcdef"[ch & 15]);
-    }
-    fail(name, ": not a GGUF file: the magic is '", got, "', expected 'GGUF'");
-  }
+  if (bytes.substr(0, 4) != "GGUF")
+    fail(name, ": not a GGUF file: the magic is '", printable(bytes.substr(0, 4)), "', expected 'GGUF'");
   c.pos = 4;
   uint32_t version = c.u32("version");
   if (version == 1)

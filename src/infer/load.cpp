@@ -392,8 +392,18 @@ InferModel load_model(const std::string& path, const LoadOptions& opt) {
   if (!is_directory(path)) {
     std::string magic = read_file_prefix(path, 4);
     if (magic == "GGUF") return load_gguf(path, opt);
-    if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0)
-      fail(path, ": not a GGUF file (it does not start with \"GGUF\")");
+    auto ends = [&](std::string_view suffix) {
+      return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
+    if (ends(".gguf")) fail(path, ": not a GGUF file (it does not start with \"GGUF\")");
+    // A file of a Hugging Face folder (model.safetensors, config.json) stands for its folder.
+    if (!ends(".safetensors") && !ends(".json"))
+      fail(path, ": not a model: give a .gguf file, or a Hugging Face, run or checkpoint folder "
+                 "(config.json + *.safetensors)");
+    size_t slash = path.find_last_of('/');
+    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    if (!file_exists(dir + "/config.json"))
+      fail(path, ": no config.json next to it (a Hugging Face model is a folder with config.json and *.safetensors)");
   }
   return load_hf(path, opt);
 }

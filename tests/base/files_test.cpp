@@ -32,3 +32,14 @@ TEST(Threads, ParallelForRunsEveryIndexAndRethrows) {
                }),
                Error);
 }
+
+TEST(Strings, PrintableEscapesWhatATerminalLineCannotShow) {
+  EXPECT_EQ(printable("plain 한국어"), "plain 한국어");
+  EXPECT_EQ(printable(std::string("a\nb\0c", 5)), "a\\x0ab\\x00c");
+  EXPECT_EQ(printable("it's a\\b"), "it\\x27s a\\x5cb");
+  // Invalid UTF-8: stray continuation, truncated sequence, overlong '/', a surrogate, past U+10FFFF.
+  EXPECT_EQ(printable("\x80x\xed\x95"), "\\x80x\\xed\\x95");
+  EXPECT_EQ(printable("\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80"), "\\xc0\\xaf \\xed\\xa0\\x80 \\xf4\\x90\\x80\\x80");
+  EXPECT_EQ(printable("\xf0\x9f\x98\x80"), "\xf0\x9f\x98\x80");  // an emoji is fine
+  EXPECT_EQ(printable(std::string(300, 'z'), 10), "zzzzzzzzzz...(300 bytes)");
+}

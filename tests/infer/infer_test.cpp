@@ -254,6 +254,22 @@ TEST(Infer, LoadErrorsNameTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("not a GGUF"), std::string::npos) << e.what();
   }
+  // A file that is no model at all, and a safetensors file without its config.json: said so, not
+  // "cannot read ./config.json".
+  auto message = [&](const std::string& p) {
+    try {
+      load_model(p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  write_file_atomic(dir + "/notes.txt", "hello");
+  EXPECT_NE(message(dir + "/notes.txt").find("notes.txt: not a model: give a .gguf file"), std::string::npos)
+      << message(dir + "/notes.txt");
+  write_file_atomic(dir + "/model.safetensors", "x");
+  EXPECT_NE(message(dir + "/model.safetensors").find("model.safetensors: no config.json next to it"), std::string::npos)
+      << message(dir + "/model.safetensors");
   fs::remove_all(dir);
 }
 
