@@ -119,9 +119,9 @@ loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 SPM_COMMON=(--model_type=bpe --character_coverage=0.9995 --byte_fallback=true --input_sentence_size=100000000
   --shuffle_input_sentence=false --max_sentence_length=100000 --num_threads=2)
 # spm_train_to PREFIX INPUT VOCAB: trains, sets T_*; checks that every sentence was loaded.
-spm_train_to() {
-  local prefix=$1 input=$2 vocab=$3
-  run_timed /dev/null spm_train --input="$input" --model_prefix="$prefix" --vocab_size="$vocab" "${SPM_COMMON[@]}"
+spm_train_to() {    # spm_train_to PREFIX INPUT VOCAB [extra spm_train flags]
+  local prefix=$1 input=$2 vocab=$3; shift 3
+  run_timed /dev/null spm_train --input="$input" --model_prefix="$prefix" --vocab_size="$vocab" "${SPM_COMMON[@]}" "$@"
   cp "$W/cmd.err" "$prefix.log"
   SPM_LOADED=$(grep -o 'Loaded all [0-9]* sentences' "$prefix.log" | grep -o '[0-9]*' || echo "?")
   SPM_SKIPPED=$(grep -o 'Skipped [0-9]* too long sentences' "$prefix.log" | grep -o '[0-9]*' || echo 0)
@@ -381,6 +381,14 @@ for V in 32000 64000; do
   [[ -z $HG_BYTES ]] || EG_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HG")
   SPEC[$name]=$W/c_s$V.model; ROWS+=("$name")
 done
+# SentencePiece's one way to keep digits apart (--split_digits: every digit alone, stricter than
+# todae's groups of three): shows how much of its English lead comes from merging numbers.
+name="SentencePiece BPE 64k, --split_digits=true"
+log "compression: spm_train 64000 --split_digits=true (minutes)"
+spm_train_to "$W/c_sd64000" "$TRAIN_C" 64000 --split_digits=true; TR_TIME[$name]=$T_E; TR_RSS[$name]=$T_M
+KO_TOK[$name]=$(spm_count "$W/c_sd64000.model" "$HK"); EN_TOK[$name]=$(spm_count "$W/c_sd64000.model" "$HE")
+[[ -z $HG_BYTES ]] || EG_TOK[$name]=$(spm_count "$W/c_sd64000.model" "$HG")
+SPEC[$name]=$W/c_sd64000.model; ROWS+=("$name")
 if [[ -f $CL100K ]]; then eval_todae "cl100k_base (GPT-4)" "$CL100K"; else log "WARNING: $CL100K missing"; fi
 if [[ -f $O200K ]]; then eval_todae "o200k_base (GPT-4o)" "$O200K"; else log "WARNING: $O200K missing"; fi
 declare -A REALNAME=([qwen3]="Qwen3" [llama3]="Llama-3" [gemma3]="Gemma-3" [deepseek_v3]="DeepSeek-V3")
@@ -406,6 +414,8 @@ for V in 32 64; do
   t="todae ${V}k" s="SentencePiece BPE ${V}k"
   out "- ${V}k Korean chars/token todae $(cpt "$t") vs spm $(cpt "$s") ($(calc '%+.1f' "100*(${KO_TOK[$s]}/${KO_TOK[$t]}-1)")%): $(verdict "$(ge "$(cpt "$t")" "$(cpt "$s")")"); English bytes/token todae $(bpt "$t") vs spm $(bpt "$s") ($(calc '%+.1f' "100*(${EN_TOK[$s]}/${EN_TOK[$t]}-1)")%): $(verdict "$(ge "$(bpt "$t")" "$(bpt "$s")")")$([[ -z $HG_BYTES ]] || echo "; English prose (GNOME) todae $(gpt "$t") vs spm $(gpt "$s") ($(calc '%+.1f' "100*(${EG_TOK[$s]}/${EG_TOK[$t]}-1)")%): $(verdict "$(ge "$(gpt "$t")" "$(gpt "$s")")")")"
 done
+sd="SentencePiece BPE 64k, --split_digits=true"
+out "- with digits kept apart (--split_digits) SentencePiece 64k has Korean $(cpt "$sd"), English $(bpt "$sd")$([[ -z $HG_BYTES ]] || echo ", English prose $(gpt "$sd")") (todae 64k: $(cpt "todae 64k"), $(bpt "todae 64k")$([[ -z $HG_BYTES ]] || echo ", $(gpt "todae 64k")"))"
 D="todae 64k superword 0.2, max 16 words"
 [[ -z ${KO_TOK[$D]:-} ]] || out "- superword 0.2 (default max 16 words) at 64k: $(cpt "$D") chars/token (goal ≥3.4): $(verdict "$(ge "$(cpt "$D")" 3.4)")"
 out "- best superword ($BEST): $BEST_CPT chars/token (goal ≥3.4): $(verdict "$(ge "$BEST_CPT" 3.4)")"
