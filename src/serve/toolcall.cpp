@@ -1,8 +1,6 @@
 // Tool-call markup in generated text (see toolcall.h).
 #include "serve/toolcall.h"
 
-#include "base/json.h"
-
 namespace todae::serve {
 
 namespace {
@@ -27,7 +25,7 @@ size_t partial_open_suffix(std::string_view s) {
 }  // namespace
 
 bool parse_tool_call_body(std::string_view body, ToolCall& out) {
-  json j = parse_json_or_discarded<json>(body);
+  json j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return false;
   auto name = j.find("name");
   if (name == j.end() || !name->is_string() || name->get<std::string>().empty()) return false;

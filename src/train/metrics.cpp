@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include "base/json.h"
 #include "train/train.h"
 
 using json = nlohmann::json;
@@ -43,7 +42,7 @@ MetricsLog::MetricsLog(const std::string& p, int64_t resume_step) : path(p) {
     std::string text = read_file(path);
     std::string kept;
     for (std::string_view line : complete_lines(text)) {
-      json row = parse_json_or_discarded(line);
+      json row = json::parse(line, nullptr, /*allow_exceptions=*/false);
       if (row.is_discarded()) continue;  // garbage from a crash in the middle of the file
       int64_t step;
       if (row_step(row, &step) && step > resume_step) continue;
@@ -83,7 +82,7 @@ std::vector<json> read_metrics(const std::string& path) {
   std::string text = read_file(path);
   std::vector<json> rows;
   for (std::string_view line : complete_lines(text)) {
-    json row = parse_json_or_discarded(line);
+    json row = json::parse(line, nullptr, false);
     if (!row.is_discarded() && row.is_object()) rows.push_back(std::move(row));
   }
   return rows;

@@ -70,8 +70,8 @@ TEST(ServeApi, BadJsonBodies) {
   EXPECT_EQ(expect_error([&] { parse_body(bad); }).status, 400);
   // Valid UTF-8 (Korean) is fine.
   EXPECT_NO_THROW(parse_body("{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"안녕하세요\"}]}"));
-  // A number no double holds is a 400 too (nlohmann throws out_of_range for it even when asked not
-  // to throw; found by fuzz_api_request), and so is one inside a tool call's arguments string.
+  // A number no double holds is a 400 too (nlohmann reports it as out_of_range, not parse_error;
+  // found by fuzz_api_request); inside a tool call's arguments string it stays text.
   ApiError big = expect_error([] { parse_body("{\"model\":\"m\",\"temperature\":1e999}"); });
   EXPECT_EQ(big.status, 400);
   EXPECT_EQ(big.code, "invalid_json");
@@ -383,7 +383,7 @@ TEST(ServeToolCalls, HoldsBackOnlyPossibleMarkers) {
   std::string s = q.push("<|tool_call|>not json<|/tool_call|>", calls);
   EXPECT_EQ(s, "<|tool_call|>not json<|/tool_call|>");
   EXPECT_TRUE(calls.empty());
-  // A number no double holds (the model can write one): text as well, not an exception in the scheduler.
+  // A number no double holds (the model can write one): not a call, shown as text.
   ToolCallParser big;
   EXPECT_EQ(big.push("<|tool_call|>{\"name\":\"f\",\"arguments\":{\"x\":1e999}}<|/tool_call|>", calls),
             "<|tool_call|>{\"name\":\"f\",\"arguments\":{\"x\":1e999}}<|/tool_call|>");
