@@ -611,63 +611,24 @@ std::unique_ptr<GgufFile> open_gguf(const std::string& path, const GgufOpenOptio
 
 // ---- builders -------------------------------------------------------------------------------------
 
-GgufValue gguf_string(std::string s) {
-  GgufValue v;
-  v.type = GgufValueType::STRING;
-  v.scalar = std::move(s);
-  return v;
-}
-GgufValue gguf_u32(uint32_t x) {
-  GgufValue v;
-  v.type = GgufValueType::UINT32;
-  v.scalar = static_cast<uint64_t>(x);
-  return v;
-}
-GgufValue gguf_i32(int32_t x) {
-  GgufValue v;
-  v.type = GgufValueType::INT32;
-  v.scalar = static_cast<int64_t>(x);
-  return v;
-}
-GgufValue gguf_u64(uint64_t x) {
-  GgufValue v;
-  v.type = GgufValueType::UINT64;
-  v.scalar = x;
-  return v;
-}
-GgufValue gguf_i64(int64_t x) {
-  GgufValue v;
-  v.type = GgufValueType::INT64;
-  v.scalar = x;
-  return v;
-}
-GgufValue gguf_f32(float x) {
-  GgufValue v;
-  v.type = GgufValueType::FLOAT32;
-  v.scalar = static_cast<double>(x);
-  return v;
-}
-GgufValue gguf_f64(double x) {
-  GgufValue v;
-  v.type = GgufValueType::FLOAT64;
-  v.scalar = x;
-  return v;
-}
-GgufValue gguf_bool(bool x) {
-  GgufValue v;
-  v.type = GgufValueType::BOOL;
-  v.scalar = x;
-  return v;
-}
-GgufValue gguf_scalar(GgufValueType type, int64_t x) {
-  if (!is_integer(type)) fail("gguf_scalar: ", gguf_value_type_name(type), " is not an integer type");
+static GgufValue scalar_value(GgufValueType type, decltype(GgufValue::scalar) x) {
   GgufValue v;
   v.type = type;
-  if (is_unsigned(type))
-    v.scalar = static_cast<uint64_t>(x);
-  else
-    v.scalar = x;
+  v.scalar = std::move(x);
   return v;
+}
+GgufValue gguf_string(std::string s) { return scalar_value(GgufValueType::STRING, std::move(s)); }
+GgufValue gguf_u32(uint32_t x) { return scalar_value(GgufValueType::UINT32, static_cast<uint64_t>(x)); }
+GgufValue gguf_i32(int32_t x) { return scalar_value(GgufValueType::INT32, static_cast<int64_t>(x)); }
+GgufValue gguf_u64(uint64_t x) { return scalar_value(GgufValueType::UINT64, x); }
+GgufValue gguf_i64(int64_t x) { return scalar_value(GgufValueType::INT64, x); }
+GgufValue gguf_f32(float x) { return scalar_value(GgufValueType::FLOAT32, static_cast<double>(x)); }
+GgufValue gguf_f64(double x) { return scalar_value(GgufValueType::FLOAT64, x); }
+GgufValue gguf_bool(bool x) { return scalar_value(GgufValueType::BOOL, x); }
+GgufValue gguf_scalar(GgufValueType type, int64_t x) {
+  if (!is_integer(type)) fail("gguf_scalar: ", gguf_value_type_name(type), " is not an integer type");
+  if (is_unsigned(type)) return scalar_value(type, static_cast<uint64_t>(x));
+  return scalar_value(type, x);
 }
 GgufValue gguf_strings(std::vector<std::string> x) {
   GgufValue v;
