@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tensor/parallel.h"
+
 namespace todae::detail {
 
 struct KernelTable {
@@ -64,12 +66,6 @@ const KernelTable* kernels_scalar();
 const KernelTable* kernels_avx2();
 const KernelTable* kernels_avx512();
 const KernelTable* kernels_avx512_bf16();  // the same, with the AVX512_BF16 conversions and dots
-
-// The thread pool (tensor.cpp): runs fn(ctx, i) for every i in [0, n), the calling thread
-// included, handing out indices one at a time; returns when all are done. Serial when the pool has
-// one thread, n is 1, or when called from inside a pool task (no nesting).
-void parallel_run(int n, void (*fn)(void* ctx, int i), void* ctx);
-int pool_threads();
 
 // Per-calling-thread scratch (64-byte aligned, grown on demand, never shrunk); `slot` lets one
 // kernel hold several at once. Defined in tensor.cpp, so the kernel files instantiate nothing.

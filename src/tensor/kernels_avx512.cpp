@@ -176,7 +176,7 @@ void bf16_pack_b(bool tb, int N, int K, const float* B, int ldb, uint16_t* out) 
   KBlocking kb(K);
   const int panels = (N + kNR - 1) / kNR;
   const size_t panel = static_cast<size_t>(kb.kc_max) * kNR;
-  parallel_for(kb.passes * panels, [&](int t) {
+  parallel_for_each(kb.passes * panels, [&](int t) {
     const int pass = t / panels, jp = t % panels;
     const int k0 = pass * kb.kc_max, kc = imin(kb.kc_max, K - k0);
     const int j0 = jp * kNR, nj = imin(kNR, N - j0);
@@ -196,7 +196,7 @@ void gemm_bf16_packed(bool ta, int M, int N, int K, const float* A, int lda, con
   int mc = (M + threads * 4 - 1) / (threads * 4);
   mc = imin(192, imax(kMR, (mc + kMR - 1) / kMR * kMR));
   const int ntasks = (M + mc - 1) / mc;
-  parallel_for(ntasks, [&](int t) {
+  parallel_for_each(ntasks, [&](int t) {
     const int i0 = t * mc, mi = imin(mc, M - i0);
     const int panels_m = (mi + kMR - 1) / kMR;
     const size_t apanel = static_cast<size_t>(kb.kc_max) * kMR;

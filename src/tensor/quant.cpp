@@ -12,7 +12,6 @@
 #include "tensor/kernels.h"
 #include "tensor/quant_kernels.h"
 #include "tensor/tensor.h"
-#include "tensor/tensor.h"
 
 namespace todae {
 

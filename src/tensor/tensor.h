@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/base.h"
+#include "tensor/parallel.h"
 
 namespace todae {
 
@@ -135,16 +136,7 @@ struct IsaScope {
 void set_threads(int n);
 int get_threads();
 
-namespace detail {
-void parallel_run(int n, void (*fn)(void* ctx, int i), void* ctx);
-}
-// Runs f(i) for every i in [0, n) on the kernels' pool (the caller takes part) and returns when all
-// are done; nested calls run inline. The first exception a task throws stops the job and is
-// rethrown here once every thread has stopped.
-template <class F>
-void parallel_for_each(int n, const F& f) {
-  detail::parallel_run(n, [](void* c, int i) { (*static_cast<const F*>(c))(i); }, const_cast<F*>(&f));
-}
+// parallel_for_each(n, f): tensor/parallel.h.
 
 // ---- matmul (nn.Linear) -----------------------------------------------------------------------
 // out[N,OC] = inp[N,C] · weight[OC,C]ᵀ (+ bias[OC]); if accumulate, out += instead. bias may be null.
