@@ -173,15 +173,18 @@ int layer_llama_heads(const ModelConfig& c, const LayerTensor& t) {
 
 // ---- Hugging Face folders -----------------------------------------------------------------------
 
+// The folder a model path names: itself, or the folder of a file in it (model.safetensors).
+static std::string model_folder(const std::string& path) {
+  if (is_directory(path)) return path;
+  size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
 static InferModel load_hf(const std::string& path, const LoadOptions& opt) {
   InferModel m;
   m.path = path;
   m.format = "hf";
-  std::string dir = path;
-  if (!is_directory(dir)) {
-    size_t slash = dir.find_last_of('/');
-    dir = slash == std::string::npos ? "." : dir.substr(0, slash);
-  }
+  const std::string dir = model_folder(path);
   m.config = ModelConfig::load(dir);
   const ModelConfig& c = m.config;
   SafetensorsOpenOptions so;
@@ -400,9 +403,7 @@ InferModel load_model(const std::string& path, const LoadOptions& opt) {
     if (!ends(".safetensors") && !ends(".json"))
       fail(path, ": not a model: give a .gguf file, or a Hugging Face, run or checkpoint folder "
                  "(config.json + *.safetensors)");
-    size_t slash = path.find_last_of('/');
-    std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-    if (!file_exists(dir + "/config.json"))
+    if (!file_exists(model_folder(path) + "/config.json"))
       fail(path, ": no config.json next to it (a Hugging Face model is a folder with config.json and *.safetensors)");
   }
   return load_hf(path, opt);
