@@ -357,6 +357,11 @@ eval_todae() {   # eval_todae NAME SPEC
   KO_TOK[$1]=$(todae_count "$2" "$HK"); EN_TOK[$1]=$(todae_count "$2" "$HE"); SPEC[$1]=$2; ROWS+=("$1")
   [[ -z $HG_BYTES ]] || EG_TOK[$1]=$(todae_count "$2" "$HG")
 }
+eval_spm() {     # eval_spm NAME MODEL: the same for a SentencePiece model just trained (sets T_*)
+  TR_TIME[$1]=$T_E; TR_RSS[$1]=$T_M
+  KO_TOK[$1]=$(spm_count "$2" "$HK"); EN_TOK[$1]=$(spm_count "$2" "$HE"); SPEC[$1]=$2; ROWS+=("$1")
+  [[ -z $HG_BYTES ]] || EG_TOK[$1]=$(spm_count "$2" "$HG")
+}
 log "compression: training todae 32k/64k"
 for V in 32 64; do
   n="todae ${V}k"
@@ -376,19 +381,15 @@ done
 for V in 32000 64000; do
   name="SentencePiece BPE ${V%000}k"
   log "compression: spm_train $V (minutes)"
-  spm_train_to "$W/c_s$V" "$TRAIN_C" "$V"; TR_TIME[$name]=$T_E; TR_RSS[$name]=$T_M
-  KO_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HK"); EN_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HE")
-  [[ -z $HG_BYTES ]] || EG_TOK[$name]=$(spm_count "$W/c_s$V.model" "$HG")
-  SPEC[$name]=$W/c_s$V.model; ROWS+=("$name")
+  spm_train_to "$W/c_s$V" "$TRAIN_C" "$V"
+  eval_spm "$name" "$W/c_s$V.model"
 done
 # SentencePiece's one way to keep digits apart (--split_digits: every digit alone, stricter than
 # todae's groups of three): shows how much of its English lead comes from merging numbers.
 name="SentencePiece BPE 64k, --split_digits=true"
 log "compression: spm_train 64000 --split_digits=true (minutes)"
-spm_train_to "$W/c_sd64000" "$TRAIN_C" 64000 --split_digits=true; TR_TIME[$name]=$T_E; TR_RSS[$name]=$T_M
-KO_TOK[$name]=$(spm_count "$W/c_sd64000.model" "$HK"); EN_TOK[$name]=$(spm_count "$W/c_sd64000.model" "$HE")
-[[ -z $HG_BYTES ]] || EG_TOK[$name]=$(spm_count "$W/c_sd64000.model" "$HG")
-SPEC[$name]=$W/c_sd64000.model; ROWS+=("$name")
+spm_train_to "$W/c_sd64000" "$TRAIN_C" 64000 --split_digits=true
+eval_spm "$name" "$W/c_sd64000.model"
 if [[ -f $CL100K ]]; then eval_todae "cl100k_base (GPT-4)" "$CL100K"; else log "WARNING: $CL100K missing"; fi
 if [[ -f $O200K ]]; then eval_todae "o200k_base (GPT-4o)" "$O200K"; else log "WARNING: $O200K missing"; fi
 declare -A REALNAME=([qwen3]="Qwen3" [llama3]="Llama-3" [gemma3]="Gemma-3" [deepseek_v3]="DeepSeek-V3")
