@@ -176,10 +176,13 @@ TEST(ServeScheduler, ChunkedPrefillDoesNotStallDecoding) {
   SchedulerOptions o;
   o.batch_tokens = 64;
   o.prefill_chunk = 16;
+  // a decodes long enough to still be running while b's prompt goes in (~63 passes of 16 tokens),
+  // even when this thread is descheduled for a while on a loaded machine (200 tokens was not always
+  // enough in CI). Each pass takes 1 ms: without a floor, 3000 passes of the instant fake engine
+  // could all finish before b was sent (seen once in ~100 runs on an idle machine).
+  e.delay_ms = 1;
   Scheduler s(e, o);
-  // a decodes long enough to still be running while b's prompt goes in, even when this thread is
-  // descheduled for a while on a loaded machine (200 tokens was not always enough in CI).
-  auto a = gen_job(4, 3000);
+  auto a = gen_job(4, 1000);
   ASSERT_TRUE(s.submit(a));
   // Wait until a decodes, then send a long prompt.
   std::vector<Event> evs;
