@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "model/lora.h"
 #include "model/model.h"
 #include "tensor/quant.h"
 #include "text/text.h"
@@ -60,6 +61,11 @@ struct InferModel {
 
   // Backing storage: a mapped file and/or owned buffers the WMatrix pointers point into.
   std::vector<std::shared_ptr<void>> storage;
+
+  // LoRA adapters applied without merging (`--lora`): adapter id k >= 1 of a batch entry is
+  // adapters[k - 1]; id 0 is the bare base. Entries with different ids share one forward pass.
+  std::vector<std::shared_ptr<const Lora>> adapters;
+  std::vector<std::string> adapter_names;  // parallel to adapters (the served model names)
 };
 
 struct LoadOptions {
@@ -98,10 +104,12 @@ KVCache make_kv_cache(const InferModel& m, int ctx, int slots = 1, WType type = 
 struct Batch {
   std::vector<int32_t> tokens, pos, slot;
   std::vector<uint8_t> want_logits;  // 1: return this entry's logits
-  void add(int32_t token, int32_t position, int32_t slot_id, bool logits) {
+  std::vector<uint16_t> adapter;     // per entry: 0 = base, k = InferModel::adapters[k-1] (or empty: all 0)
+  void add(int32_t token, int32_t position, int32_t slot_id, bool logits, int adapter_id = 0) {
     tokens.push_back(token), pos.push_back(position), slot.push_back(slot_id), want_logits.push_back(logits);
+    adapter.push_back(static_cast<uint16_t>(adapter_id));
   }
-  void clear() { tokens.clear(), pos.clear(), slot.clear(), want_logits.clear(); }
+  void clear() { tokens.clear(), pos.clear(), slot.clear(), want_logits.clear(), adapter.clear(); }
   int size() const { return int(tokens.size()); }
 };
 
@@ -186,6 +194,7 @@ struct GenerateOptions {
   bool logprobs = false;     // fill TokenLogprob::logprob / top for on_token (costs a softmax)
   bool skip_special = true;  // leave special tokens (<|image_0|>, <|user|>, ...) out of the text
   int prompt_chunk = 512;    // tokens per forward pass while reading the prompt
+  int adapter = 0;           // LoRA adapter id of every batch entry (0: the base; see Batch::adapter)
 };
 
 struct GenerateStats {
@@ -200,6 +209,44 @@ struct GenerateStats {
 GenerateStats generate(InferModel& m, KVCache& cache, int slot, const std::vector<int32_t>& prompt,
                        const GenerateOptions& opt, const std::function<bool(std::string_view)>& on_text,
                        const std::function<void(const TokenLogprob&)>& on_token = {});
+
+// ---- LoRA adapters (src/infer/adapter.cpp) -------------------------------------------------------
+//
+// On disk an adapter is a PEFT folder (adapter_config.json: peft_type LORA, task_type CAUSAL_LM, r,
+// lora_alpha, target_modules, use_rslora, base_model_name_or_path; adapter_model.safetensors with
+// PEFT's names "base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight") or a GGUF LoRA
+// file (general.type = adapter, adapter.type = lora, adapter.lora.alpha; tensors
+// "blk.N.attn_q.weight.lora_a" [in, r in GGUF order] / ".lora_b"), as llama.cpp reads with --lora.
+
+// Writes DIR/adapter_config.json and DIR/adapter_model.safetensors (atomically; DIR created).
+void save_peft_adapter(const Lora& lora, const std::string& dir);
+// Writes a GGUF LoRA adapter for a base of this config.
+void save_gguf_lora(const Lora& lora, const ModelConfig& base, const std::string& path);
+// A PEFT folder (ours or one made by PEFT) or a GGUF LoRA file, checked against the base's shapes:
+// errors name the file and the tensor or field at fault. lora.scale = config.scale() · scale.
+Lora load_lora(const std::string& path, const ModelConfig& base, float scale = 1.0f);
+// "DIR", "DIR:0.5" (generate/chat) or "NAME=DIR[:scale]" (serve). name defaults to DIR's last part.
+struct LoraArg {
+  std::string name, path;
+  float scale = 1.0f;
+};
+LoraArg parse_lora_arg(std::string_view arg);
+// Loads and appends to m.adapters; returns its adapter id (>= 1).
+int add_adapter(InferModel& m, const LoraArg& arg);
+// W += scale·B·A into the base: layer matrices become owned f32 copies first (any type loads).
+void merge_lora(InferModel& m, const Lora& lora);
+// One adapter that computes the sum of several (`--lora A --lora B`, as PEFT's several active
+// adapters add up): ranks concatenated, each scale folded into its B, scale 1. Exact, and the
+// base stays as loaded (quantized weights are not widened, as merging would). src/infer/forward.cpp.
+Lora stack_loras(const std::vector<const Lora*>& loras, const ModelConfig& base);
+
+// ---- fine-tuning bridge ---------------------------------------------------------------------------
+
+// A training model (src/model) with the weights of an inference model (any type todae loads).
+// matrix_type F32: everything widened to f32 (full SFT, LoRA). Q8_0 / Q4_0: the layer matrices
+// stay in that block type (QLoRA; copied byte for byte when the file already has that type, else
+// quantized row by row — never expanded to f32 as a whole) and the model is frozen.
+Model to_train_model(const InferModel& m, WType matrix_type = WType::F32);
 
 // ---- conversion ---------------------------------------------------------------------------------
 

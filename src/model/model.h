@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tensor/quant.h"
 #include "tensor/tensor.h"
 
 namespace todae {
@@ -71,6 +72,26 @@ struct ParamInfo {
   size_t offset = 0;           // in floats, the same in weights, grads, adam_m and adam_v
   size_t numel = 0;
   bool weight_decay = true;    // false for the 1-D norm weights
+  // false for a layer matrix of a model whose matrices are quantized (Model::qlayers): it has a
+  // name and shape but no storage in the f32 buffers (offset is meaningless).
+  bool in_buffer = true;
+};
+
+// Packed rows (fine-tuning): row b of a [B, T] batch holds documents of lengths docs[b][0],
+// docs[b][1], ... back to back (summing to at most T; what is left of the row is one more,
+// ignored, stretch). Attention never crosses a document boundary and RoPE positions restart at 0
+// in each document, so every document computes exactly what it would alone in a row of its own.
+struct Packing {
+  std::vector<std::vector<int>> docs;  // [B] lists of lengths; an empty list: the row is one document
+};
+
+struct Lora;  // model/lora.h
+
+// A layer's four matrices (q|k|v fused, o, gate|up fused, down) in a block type (QLoRA: Q8_0 or
+// Q4_0), frozen. Rows as in the f32 layout.
+struct QuantLayer {
+  WMatrix qkv, o, gate_up, down;
+  Buffer<uint8_t> storage;  // owns the four matrices' bytes
 };
 
 struct TrainOptions {
@@ -88,6 +109,8 @@ struct TrainOptions {
   // the last to the first, the embedding last. Data-parallel training starts summing those
   // gradients over ranks while the earlier layers are still being differentiated.
   std::function<void(size_t begin, size_t end)> on_grads_ready;
+  // Document masking of packed rows (null: each row is one sequence).
+  const Packing* packing = nullptr;
 };
 
 struct Activations;  // model.cpp: the forward pass's saved tensors and the backward's scratch
@@ -103,7 +126,19 @@ struct Model {
   FloatBuffer grads;              // allocated by alloc_grads or the first forward_backward
   FloatBuffer adam_m, adam_v;     // allocated by alloc_optimizer_state
 
-  explicit Model(const ModelConfig& config);
+  // Adapters applied in every forward pass and trained by forward_backward when set (not owned;
+  // see model/lora.h). With frozen, the base receives no gradient: no grads buffer is allocated
+  // for it and only lora->grads is written (LoRA / QLoRA fine-tuning).
+  Lora* lora = nullptr;
+  bool frozen = false;
+  // QLoRA: when not empty, every layer's matrices live here in a block type and are never
+  // expanded to f32 as a whole (each matmul dequantizes one panel of rows at a time); `weights`
+  // holds the rest (embedding, norms, biases, LM head). Requires frozen.
+  std::vector<QuantLayer> qlayers;
+
+  // matrix_type F32: everything in `weights`. Q8_0 / Q4_0: the layer matrices are left out of the
+  // buffers (ParamInfo::in_buffer false) and must be filled with set_quant_matrices.
+  explicit Model(const ModelConfig& config, WType matrix_type = WType::F32);
   ~Model();
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
@@ -115,6 +150,12 @@ struct Model {
 
   std::unique_ptr<Activations> acts;
 };
+
+// QLoRA: stores layer l's matrices, given as f32 rows (q, k, v, o, gate, up, down in Hugging Face
+// layout, each [out, in]) or already in the model's block type, quantized with ggml's rounding.
+// `get(name)` returns a WMatrix for "q_proj", "k_proj", ... of that layer (any type; float types
+// are quantized row by row, block types of the same kind are copied byte for byte).
+void set_quant_matrices(Model& m, int layer, const std::function<WMatrix(const char* name)>& get);
 
 // Normal(0, 0.02) for embeddings and matrices, with the residual-output projections (o_proj,
 // down_proj) scaled by 1/sqrt(2·layers) so the residual stream's variance does not grow with depth
@@ -142,6 +183,10 @@ float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, 
 // Evaluation: mean loss over tokens[B, T+1]; losses[B*T], if given, receives every position's loss.
 float forward_loss(Model& m, const int32_t* tokens, int B, int T, float* losses = nullptr,
                    bool bf16 = false);
+// The same with inputs[B, T] and targets[B, T] (negative: ignored) and optional packing; returns the
+// mean over valid targets, and their count in *valid if given.
+float forward_loss(Model& m, const int32_t* inputs, const int32_t* targets, int B, int T,
+                   float* losses, bool bf16, const Packing* packing, int* valid = nullptr);
 // Inference: logits for inputs[B, T] at positions 0..T-1: logits[B, T, V], or only the last
 // position's logits[B, V] if last_only. The B×T×V logits are materialised only when asked for.
 void forward_logits(Model& m, const int32_t* inputs, int B, int T, float* logits,

@@ -195,6 +195,46 @@ void dequantize_row(WType t, const void* in, float* out, int64_t n) {
 // ---- matmul -------------------------------------------------------------------------------------
 
 namespace {
+// Rows of W per dequantized panel: about 256K floats, at least 16 rows.
+int dq_panel_rows(const WMatrix& W) { return std::max(16, std::min(W.rows, (1 << 18) / std::max(1, W.cols))); }
+
+void dq_panel(const WMatrix& W, int r0, int n, float* out) {
+  for (int r = 0; r < n; r++) dequantize_row(W.type, W.row(r0 + r), out + size_t(r) * W.cols, W.cols);
+}
+
+void dq_gemm(bool bf, bool ta, bool tb, int M, int N, int K, const float* A, int lda, const float* B, int ldb,
+             float beta, float* C, int ldc) {
+  if (bf) gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+  else gemm_f32(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+}  // namespace
+
+void matmul_dq_forward(float* y, const float* x, int N, const WMatrix& W, bool accumulate, bool bf) {
+  if (N <= 0 || W.rows == 0) return;
+  const int P = dq_panel_rows(W);
+  thread_local FloatBuffer panel;
+  panel.reserve(size_t(P) * W.cols);
+  for (int r0 = 0; r0 < W.rows; r0 += P) {
+    const int n = std::min(P, W.rows - r0);
+    dq_panel(W, r0, n, panel.data);
+    dq_gemm(bf, false, true, N, n, W.cols, x, W.cols, panel.data, W.cols, accumulate ? 1.0f : 0.0f, y + r0, W.rows);
+  }
+}
+
+void matmul_dq_backward(float* dx, const float* dy, int N, const WMatrix& W, bool accumulate, bool bf) {
+  if (N <= 0 || W.cols == 0) return;
+  const int P = dq_panel_rows(W);
+  thread_local FloatBuffer panel;
+  panel.reserve(size_t(P) * W.cols);
+  for (int r0 = 0; r0 < W.rows; r0 += P) {
+    const int n = std::min(P, W.rows - r0);
+    dq_panel(W, r0, n, panel.data);
+    const float beta = (r0 > 0 || accumulate) ? 1.0f : 0.0f;
+    dq_gemm(bf, false, false, N, W.cols, n, dy + r0, W.rows, panel.data, W.cols, beta, dx, W.cols);
+  }
+}
+
+namespace {
 
 void check_matrix(const WMatrix& W, const char* what) {
   const int t = static_cast<int>(W.type);

@@ -77,6 +77,16 @@ struct MatmulOut {
 };
 void matmul_w_many(const float* x, int N, std::span<const MatmulOut> outs);
 
+// Training over a frozen base in any type (QLoRA): the products of matmul_forward and of the dinp
+// half of matmul_backward on the dequantized weights, exactly (x is not quantized): W is widened
+// to f32 one panel of rows at a time (at most ~1 MB, never the whole matrix) and multiplied with
+// the f32 GEMM (bf16: the bf16 GEMM).
+//   matmul_dq_forward:  y[N, W.rows] (= or +=) x[N, W.cols]·Wᵀ
+//   matmul_dq_backward: dx[N, W.cols] (= or +=) dy[N, W.rows]·W
+void matmul_dq_forward(float* y, const float* x, int N, const WMatrix& W, bool accumulate = false, bool bf16 = false);
+void matmul_dq_backward(float* dx, const float* dy, int N, const WMatrix& W, bool accumulate = false,
+                        bool bf16 = false);
+
 // out[N, W.cols] = the rows W[tokens[n]] as f32; a token outside [0, W.rows) is a todae::Error.
 void embed_rows(float* out, const WMatrix& W, const int32_t* tokens, int N);
 
