@@ -22,10 +22,11 @@ Model to_train_model(const InferModel& m, WType matrix_type) {
   const ModelConfig& c = m.config;
   Model t(c, matrix_type);
   const int C = c.hidden_size, V = c.vocab_size, D = c.head_dim;
-  widen(m.embed, t.weight("model.embed_tokens.weight"), "model.embed_tokens.weight", V, C);
-  if (!c.tie_word_embeddings) {
-    if (!t.find("lm_head.weight")) fail("to_train_model: the training model has no lm_head");
-    widen(m.lm_head, t.weight("lm_head.weight"), "lm_head.weight", V, C);
+  if (matrix_type != WType::F32) {
+    set_quant_tables(t, m.embed, c.tie_word_embeddings ? nullptr : &m.lm_head);
+  } else {
+    widen(m.embed, t.weight("model.embed_tokens.weight"), "model.embed_tokens.weight", V, C);
+    if (!c.tie_word_embeddings) widen(m.lm_head, t.weight("lm_head.weight"), "lm_head.weight", V, C);
   }
   std::memcpy(t.weight("model.norm.weight"), m.final_norm, sizeof(float) * C);
   for (int l = 0; l < c.num_hidden_layers; l++) {

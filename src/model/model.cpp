@@ -69,20 +69,21 @@ Model::Model(const ModelConfig& c, WType matrix_type) : config(c), acts(std::mak
     frozen = true;
     qlayers.resize(c.num_hidden_layers);
     for (QuantLayer& q : qlayers) q.qkv.type = q.o.type = q.gate_up.type = q.down.type = matrix_type;
+    qtables.embed.type = qtables.head.type = matrix_type;
   }
   const int64_t C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
   size_t off = 0;
   // Tensors in a group are adjacent (one matmul uses them together); groups start on 64 bytes.
   auto group = [&] { off = (off + 15) / 16 * 16; };
-  auto add = [&](std::string name, std::vector<int64_t> shape, bool layer_matrix = false) {
+  auto add = [&](std::string name, std::vector<int64_t> shape, bool quantizable = false) {
     ParamInfo p;
     p.name = std::move(name);
     p.shape = std::move(shape);
     p.numel = 1;
     for (int64_t d : p.shape) p.numel *= static_cast<size_t>(d);
     p.weight_decay = p.shape.size() > 1;
-    if (layer_matrix && quant) {
-      p.in_buffer = false;  // lives in qlayers
+    if (quantizable && quant) {
+      p.in_buffer = false;  // lives in qlayers / qtables
     } else {
       p.offset = off;
       off += p.numel;
@@ -92,7 +93,7 @@ Model::Model(const ModelConfig& c, WType matrix_type) : config(c), acts(std::mak
   };
   Activations& a = *acts;
   group();
-  a.embed = add("model.embed_tokens.weight", {V, C});
+  a.embed = add("model.embed_tokens.weight", {V, C}, true);
   for (int l = 0; l < c.num_hidden_layers; l++) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerOffsets lo{};
@@ -129,7 +130,7 @@ Model::Model(const ModelConfig& c, WType matrix_type) : config(c), acts(std::mak
   layer_begin.push_back(off);
   a.norm = add("model.norm.weight", {C});
   group();
-  a.head = c.tie_word_embeddings ? a.embed : add("lm_head.weight", {V, C});
+  a.head = c.tie_word_embeddings ? a.embed : add("lm_head.weight", {V, C}, true);
   group();
   num_floats = off;
   weights = FloatBuffer(num_floats);
@@ -225,6 +226,42 @@ void alloc_optimizer_state(Model& m) {
   if (m.adam_v.size != m.num_floats) m.adam_v = FloatBuffer(m.num_floats);
 }
 
+namespace {
+// Row r of src into row r0 + r of dst (a block type): copied when the types match, else widened
+// and quantized one row at a time.
+void copy_rows(const WMatrix& dst, int row0, const WMatrix& src, std::vector<float>& row) {
+  row.resize(static_cast<size_t>(src.cols));
+  for (int r = 0; r < src.rows; r++) {
+    uint8_t* out = const_cast<uint8_t*>(dst.row(row0 + r));
+    if (src.type == dst.type) {
+      std::memcpy(out, src.row(r), dst.row_bytes);
+    } else {
+      dequantize_row(src.type, src.row(r), row.data(), src.cols);
+      quantize_row(dst.type, row.data(), out, src.cols);
+    }
+  }
+}
+}  // namespace
+
+void set_quant_tables(Model& m, const WMatrix& embed, const WMatrix* head) {
+  if (m.qlayers.empty()) fail("set_quant_tables: the model's tables are f32 (construct it with a block type)");
+  const ModelConfig& c = m.config;
+  const WType t = m.qtables.embed.type;
+  const int V = c.vocab_size, C = c.hidden_size;
+  const bool tied = c.tie_word_embeddings;
+  if (!tied && !head) fail("set_quant_tables: the config has an untied lm_head; give it");
+  for (const WMatrix* w : {&embed, tied ? &embed : head})
+    if (w->rows != V || w->cols != C)
+      fail("embedding/lm_head: shape [", w->rows, ", ", w->cols, "], expected [", V, ", ", C, "]");
+  const size_t rb = wtype_row_bytes(t, C);
+  m.qtables.storage = Buffer<uint8_t>(size_t(V) * rb * (tied ? 1 : 2));
+  m.qtables.embed = WMatrix{t, V, C, m.qtables.storage.data, rb};
+  m.qtables.head = tied ? m.qtables.embed : WMatrix{t, V, C, m.qtables.storage.data + size_t(V) * rb, rb};
+  std::vector<float> row;
+  copy_rows(m.qtables.embed, 0, embed, row);
+  if (!tied) copy_rows(m.qtables.head, 0, *head, row);
+}
+
 void set_quant_matrices(Model& m, int layer, const std::function<WMatrix(const char* name)>& get) {
   if (m.qlayers.empty()) fail("set_quant_matrices: the model's matrices are f32 (construct it with a block type)");
   if (layer < 0 || layer >= static_cast<int>(m.qlayers.size())) fail("set_quant_matrices: no layer ", layer);
@@ -232,6 +269,7 @@ void set_quant_matrices(Model& m, int layer, const std::function<WMatrix(const c
   QuantLayer& q = m.qlayers[static_cast<size_t>(layer)];
   const WType t = q.qkv.type;
   const int C = c.hidden_size, F = c.intermediate_size;
+  // (each HF matrix fills its rows of the fused one, one row at a time: no f32 copy of a matrix)
   struct Part {
     WMatrix* dst;
     int rows, cols;
@@ -245,22 +283,12 @@ void set_quant_matrices(Model& m, int layer, const std::function<WMatrix(const c
     *p.dst = WMatrix{t, p.rows, p.cols, q.storage.data + off, wtype_row_bytes(t, p.cols)};
     off += size_t(p.rows) * p.dst->row_bytes;
   }
-  // Each HF matrix fills its rows of the fused one: one row at a time, so no f32 copy of a matrix.
   std::vector<float> row;
   auto fill = [&](WMatrix& dst, int row0, const char* name, int rows, int cols) {
     WMatrix src = get(name);
     if (src.rows != rows || src.cols != cols)
       fail("layer ", layer, " ", name, ": shape [", src.rows, ", ", src.cols, "], expected [", rows, ", ", cols, "]");
-    row.resize(static_cast<size_t>(cols));
-    for (int r = 0; r < rows; r++) {
-      uint8_t* out = const_cast<uint8_t*>(dst.row(row0 + r));
-      if (src.type == t) {
-        std::memcpy(out, src.row(r), dst.row_bytes);
-      } else {
-        dequantize_row(src.type, src.row(r), row.data(), cols);
-        quantize_row(t, row.data(), out, cols);
-      }
-    }
+    copy_rows(dst, row0, src, row);
   };
   fill(q.qkv, 0, "q_proj", c.q_dim(), C);
   fill(q.qkv, c.q_dim(), "k_proj", c.kv_dim(), C);
@@ -528,7 +556,12 @@ void forward_body(Model& m, const int32_t* inputs, int B, int T, bool stored_all
   prepare(m, B, T, stored_all ? L : 1, packing);
   Activations& a = *m.acts;
   const int N = B * T, C = c.hidden_size;
-  embedding_forward(a.resid.data, inputs, m.weights.data + a.embed, N, C, c.vocab_size);
+  if (!m.qlayers.empty()) {
+    if (!m.qtables.embed.data) fail("the quantized embedding is not set (set_quant_tables)");
+    embed_rows(a.resid.data, m.qtables.embed, inputs, N);
+  } else {
+    embedding_forward(a.resid.data, inputs, m.weights.data + a.embed, N, C, c.vocab_size);
+  }
   for (int l = 0; l < L; l++) layer_forward(m, l, stored_all ? l : 0, bf);
   rmsnorm_forward(a.lnf.data, a.rstdf.data, a.resid.data + static_cast<size_t>(L) * N * C,
                   m.weights.data + a.norm, N, C, static_cast<float>(c.rms_norm_eps));
@@ -574,6 +607,16 @@ void layer_backward(Model& m, int l, int slot, bool bf) {
   rmsnorm_backward(dres, G(w.ln1), dln, x.x, W + w.ln1, x.rstd1, N, C);  // dres += : now ∂L/∂x
 }
 
+// Σ loss over the rows (and dx, dweight as lm_head_cross_entropy) with the f32 or quantized head.
+double head_loss(Model& m, float* losses, float* dx, bool head_grad, const int32_t* targets, int N, float dloss,
+                 bool bf) {
+  Activations& a = *m.acts;
+  if (!m.qlayers.empty()) return lm_head_cross_entropy_dq(losses, dx, a.lnf.data, m.qtables.head, targets, N, dloss, bf);
+  return lm_head_cross_entropy(losses, dx, head_grad ? m.grads.data + a.head : nullptr, a.lnf.data,
+                               m.weights.data + a.head, targets, N, m.config.hidden_size, m.config.vocab_size, dloss,
+                               0, bf);
+}
+
 int count_valid(const int32_t* targets, size_t n) {
   int k = 0;
   for (size_t i = 0; i < n; i++) k += targets[i] >= 0;
@@ -610,9 +653,8 @@ float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, 
     return 0.0f;
   }
   // The LM head and the loss, chunked: ∂(grad_scale · mean loss)/∂lnf into dln.
-  const double sum = lm_head_cross_entropy(nullptr, a.dln.data, m.frozen ? nullptr : m.grads.data + a.head, a.lnf.data,
-                                           m.weights.data + a.head, targets, N, C, V,
-                                           grad_scale / static_cast<float>(valid), 0, opt.bf16);
+  const double sum = head_loss(m, nullptr, a.dln.data, !m.frozen, targets, N, grad_scale / static_cast<float>(valid),
+                               opt.bf16);
   a.dres.zero();
   rmsnorm_backward(a.dres.data, m.frozen ? a.discard.data : m.grads.data + a.norm, a.dln.data,
                    a.resid.data + static_cast<size_t>(L) * N * C, m.weights.data + a.norm, a.rstdf.data, N, C);
@@ -639,26 +681,17 @@ float forward_backward(Model& m, const int32_t* tokens, int B, int T, float grad
 }
 
 float forward_loss(Model& m, const int32_t* tokens, int B, int T, float* losses, bool bf16) {
-  const ModelConfig& c = m.config;
   Activations& a = *m.acts;
   split_tokens(a, tokens, B, T);
   std::vector<int32_t> in = a.inputs, tg = a.targets;
-  forward_body(m, in.data(), B, T, false, bf16);
-  const int N = B * T;
-  const double sum = lm_head_cross_entropy(losses, nullptr, nullptr, a.lnf.data, m.weights.data + a.head,
-                                           tg.data(), N, c.hidden_size, c.vocab_size, 1.0f, 0, bf16);
-  const int valid = count_valid(tg.data(), static_cast<size_t>(N));
-  return valid ? static_cast<float>(sum / valid) : 0.0f;
+  return forward_loss(m, in.data(), tg.data(), B, T, losses, bf16, nullptr);
 }
 
 float forward_loss(Model& m, const int32_t* inputs, const int32_t* targets, int B, int T, float* losses,
                    bool bf16, const Packing* packing, int* valid_out) {
-  const ModelConfig& c = m.config;
   forward_body(m, inputs, B, T, false, bf16, packing);
-  Activations& a = *m.acts;
   const int N = B * T;
-  const double sum = lm_head_cross_entropy(losses, nullptr, nullptr, a.lnf.data, m.weights.data + a.head, targets, N,
-                                           c.hidden_size, c.vocab_size, 1.0f, 0, bf16);
+  const double sum = head_loss(m, losses, nullptr, false, targets, N, 1.0f, bf16);
   const int valid = count_valid(targets, static_cast<size_t>(N));
   if (valid_out) *valid_out = valid;
   return valid ? static_cast<float>(sum / valid) : 0.0f;
@@ -670,16 +703,16 @@ void forward_logits(Model& m, const int32_t* inputs, int B, int T, float* logits
   forward_body(m, inputs, B, T, false, bf16);
   Activations& a = *m.acts;
   const int C = c.hidden_size, V = c.vocab_size;
-  const float* head = m.weights.data + a.head;
-  if (!last_only) {
-    lm_head_logits(logits, a.lnf.data, head, B * T, C, V, bf16);
-    return;
-  }
+  auto head = [&](const float* x, int rows) {
+    if (!m.qlayers.empty()) matmul_dq_forward(logits, x, rows, m.qtables.head, false, bf16);
+    else lm_head_logits(logits, x, m.weights.data + a.head, rows, C, V, bf16);
+  };
+  if (!last_only) return head(a.lnf.data, B * T);
   std::vector<float> last(static_cast<size_t>(B) * C);
   for (int b = 0; b < B; b++)
     std::memcpy(&last[static_cast<size_t>(b) * C], a.lnf.data + (static_cast<size_t>(b) * T + T - 1) * C,
                 sizeof(float) * C);
-  lm_head_logits(logits, last.data(), head, B, C, V, bf16);
+  head(last.data(), B);
 }
 
 }  // namespace todae

@@ -93,6 +93,11 @@ struct QuantLayer {
   WMatrix qkv, o, gate_up, down;
   Buffer<uint8_t> storage;  // owns the four matrices' bytes
 };
+// QLoRA's embedding and LM head in the same block type (head.data == embed.data when tied).
+struct QuantTables {
+  WMatrix embed, head;
+  Buffer<uint8_t> storage;
+};
 
 struct TrainOptions {
   // Keep only each layer's input during the forward pass and recompute the rest of the layer in
@@ -135,9 +140,11 @@ struct Model {
   // expanded to f32 as a whole (each matmul dequantizes one panel of rows at a time); `weights`
   // holds the rest (embedding, norms, biases, LM head). Requires frozen.
   std::vector<QuantLayer> qlayers;
+  QuantTables qtables;  // with qlayers: the embedding and LM head (set_quant_tables)
 
-  // matrix_type F32: everything in `weights`. Q8_0 / Q4_0: the layer matrices are left out of the
-  // buffers (ParamInfo::in_buffer false) and must be filled with set_quant_matrices.
+  // matrix_type F32: everything in `weights`. Q8_0 / Q4_0: the layer matrices, the embedding and
+  // the LM head are left out of the buffers (ParamInfo::in_buffer false) and must be filled with
+  // set_quant_matrices and set_quant_tables.
   explicit Model(const ModelConfig& config, WType matrix_type = WType::F32);
   ~Model();
   Model(Model&&) noexcept;
@@ -156,6 +163,8 @@ struct Model {
 // `get(name)` returns a WMatrix for "q_proj", "k_proj", ... of that layer (any type; float types
 // are quantized row by row, block types of the same kind are copied byte for byte).
 void set_quant_matrices(Model& m, int layer, const std::function<WMatrix(const char* name)>& get);
+// QLoRA: stores the embedding [V, C] and the LM head (null when the config ties them) the same way.
+void set_quant_tables(Model& m, const WMatrix& embed, const WMatrix* lm_head);
 
 // Normal(0, 0.02) for embeddings and matrices, with the residual-output projections (o_proj,
 // down_proj) scaled by 1/sqrt(2·layers) so the residual stream's variance does not grow with depth

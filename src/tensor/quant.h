@@ -87,6 +87,11 @@ void matmul_dq_forward(float* y, const float* x, int N, const WMatrix& W, bool a
 void matmul_dq_backward(float* dx, const float* dy, int N, const WMatrix& W, bool accumulate = false,
                         bool bf16 = false);
 
+// lm_head_cross_entropy (tensor.h) with the head weight [V = W.rows, C = W.cols] in any type,
+// widened panel by panel as matmul_dq_*; no weight gradient (a frozen base).
+double lm_head_cross_entropy_dq(float* losses, float* dx, const float* x, const WMatrix& W,
+                                const int32_t* targets, int N, float dloss, bool bf16 = false);
+
 // out[N, W.cols] = the rows W[tokens[n]] as f32; a token outside [0, W.rows) is a todae::Error.
 void embed_rows(float* out, const WMatrix& W, const int32_t* tokens, int N);
 

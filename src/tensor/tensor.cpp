@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "tensor/kernels.h"
+#include "tensor/quant.h"
 
 namespace todae {
 
@@ -663,6 +664,28 @@ double lm_head_cross_entropy(float* losses, float* dx, float* dweight, const flo
       else gemm_p(bf16, false, false, rr, C, V, logits, V, weight, C, 0.0f, dxr, C);
       if (dweight) gemm_p(bf16, true, false, V, C, rr, logits, V, xr, C, 1.0f, dweight, C);
     }
+  }
+  double sum = 0.0;
+  for (int n = 0; n < N; n++) sum += row_loss[n];
+  return sum;
+}
+
+double lm_head_cross_entropy_dq(float* losses, float* dx, const float* x, const WMatrix& W,
+                                const int32_t* targets, int N, float dloss, bool bf16) {
+  const detail::KernelTable& k = kern();
+  const int C = W.cols, V = W.rows;
+  for (int n = 0; n < N; n++)
+    if (targets[n] >= V) fail("target id ", targets[n], " at row ", n, " is outside the vocabulary [0, ", V, ")");
+  if (N <= 0) return 0.0;
+  // Larger chunks than the f32 head's: each chunk dequantizes the whole head once more.
+  int R = std::clamp<int>(static_cast<int>((size_t{1} << 24) / std::max(V, 1)), 16, N);
+  float* logits = detail::thread_scratch(2, static_cast<size_t>(R) * V);
+  float* row_loss = losses ? losses : detail::thread_scratch(3, static_cast<size_t>(N));
+  for (int r0 = 0; r0 < N; r0 += R) {
+    const int rr = std::min(R, N - r0);
+    matmul_dq_forward(logits, x + static_cast<size_t>(r0) * C, rr, W, false, bf16);
+    k.cross_entropy_rows(logits, row_loss + r0, targets + r0, rr, V, dloss, dx != nullptr);
+    if (dx) matmul_dq_backward(dx + static_cast<size_t>(r0) * C, logits, rr, W, false, bf16);
   }
   double sum = 0.0;
   for (int n = 0; n < N; n++) sum += row_loss[n];
