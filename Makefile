@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja \
-  fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config
+  fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config fuzz_sft_jsonl fuzz_adapter_config
 
 .PHONY: all deps build demo test test-fast test-asan fuzz-smoke interop bench format clean
 
@@ -18,10 +18,12 @@ build:
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # The main job on the bundled data: a Korean-first tokenizer (shown token by token), then token
-# shards and a small model pretrained for a few minutes, with its samples (under 10 minutes).
+# shards and a small model pretrained for a few minutes, with its samples, then a LoRA fine-tune of
+# it on Korean QA pairs with the same questions answered before and after (under 10 minutes).
 demo: deps build
 	@bash scripts/demo.sh $(BUILD)/todae
 	@bash scripts/demo_pretrain.sh $(BUILD)/todae
+	@bash scripts/demo_finetune.sh $(BUILD)/todae
 
 # Everything CI runs: unit + interop tests, then the suite again under ASan+UBSan, then the fuzzers briefly.
 test: deps test-fast test-asan fuzz-smoke

@@ -1,8 +1,8 @@
 // `todae generate`, `todae chat`, `todae convert`, `todae quantize`: running a model and moving it
 // between formats (see src/infer/infer.h).
 //
-//   todae generate --model PATH --prompt TEXT [--max-tokens N] [--threads N] [sampling] [--stats]
-//   todae chat     --model PATH                 (REPL: /reset, /system TEXT, /save FILE, /exit)
+//   todae generate --model PATH [--lora DIR[:scale]]... --prompt TEXT [--max-tokens N] [--threads N] [sampling] [--stats]
+//   todae chat     --model PATH [--lora DIR[:scale]]...   (REPL: /reset, /system TEXT, /save FILE, /exit)
 //   todae convert  --input PATH --output OUT [--type f32|f16|bf16|q8_0|q4_0]
 //   todae quantize --input PATH --output OUT.gguf --type q8_0|q4_0
 #include <termios.h>
@@ -64,6 +64,7 @@ struct SamplingArgs {
 struct ModelArgs {
   std::string model, type, kv_type = "f16";
   int threads = 0, ctx = 0;
+  std::vector<std::string> loras;
 
   void add(CLI::App* p) {
     p->add_option("--model,-m", model, "Run/checkpoint folder, Hugging Face folder or .gguf file")->required();
@@ -71,6 +72,27 @@ struct ModelArgs {
     p->add_option("--ctx", ctx, "Context length (default: the model's, at most 4096)");
     p->add_option("--type", type, "Convert the weights at load time: f32|f16|bf16|q8_0|q4_0");
     p->add_option("--kv-type", kv_type, "KV cache type: f16|f32|q8_0")->capture_default_str();
+    p->add_option("--lora", loras,
+                  "LoRA adapter, applied unmerged: a PEFT folder or a GGUF LoRA file, optionally with a "
+                  "multiplier (DIR:0.5). Repeatable: several adapters add up, as PEFT's active adapters do");
+  }
+  // Loads the --lora adapters into m; returns the adapter id generation uses (0: none). Several are
+  // stacked into one adapter (their ranks concatenated): exact, and the base stays as loaded.
+  int load_adapters(InferModel& m) const {
+    if (loras.empty()) return 0;
+    if (loras.size() == 1) return add_adapter(m, parse_lora_arg(loras[0]));
+    std::vector<Lora> each;
+    std::string name;
+    for (const std::string& s : loras) {
+      const LoraArg a = parse_lora_arg(s);
+      each.push_back(load_lora(a.path, m.config, a.scale));
+      name += (name.empty() ? "" : "+") + a.name;
+    }
+    std::vector<const Lora*> ptrs;
+    for (const Lora& l : each) ptrs.push_back(&l);
+    m.adapters.push_back(std::make_shared<const Lora>(stack_loras(ptrs, m.config)));
+    m.adapter_names.push_back(name);
+    return int(m.adapters.size());
   }
   WType parse_type(const std::string& s, const char* what) const {
     WType t;
@@ -105,6 +127,7 @@ struct GenerateArgs {
 void run_generate(GenerateArgs& a) {
   if (a.max_tokens < 0) fail("--max-tokens must be >= 0");
   InferModel m = a.model.load();
+  const int adapter = a.model.load_adapters(m);
   if (!m.has_tokenizer) fail(a.model.model, ": has no tokenizer (tokenizer.json), so it cannot read a prompt");
   std::string text = a.prompt;
   if (!a.prompt_file.empty()) text = read_file(a.prompt_file);
@@ -130,6 +153,7 @@ void run_generate(GenerateArgs& a) {
   go.stop = a.stop;
   go.sampling = a.sampling.params();
   go.ignore_eos = a.ignore_eos;
+  go.adapter = adapter;
   go.skip_special = false;  // a raw continuation shows every token, as llama.cpp does
   EnergyMeter energy;
   std::vector<int32_t> out_ids;
@@ -196,6 +220,7 @@ std::string plain_template() {
 
 void run_chat(ChatArgs& a) {
   InferModel m = a.model.load();
+  const int adapter = a.model.load_adapters(m);
   if (!m.has_tokenizer) fail(a.model.model, ": has no tokenizer (tokenizer.json)");
   const bool interactive = isatty(STDIN_FILENO);
   const std::string tmpl_text = m.chat_template.empty() ? plain_template() : m.chat_template;
@@ -206,8 +231,9 @@ void run_chat(ChatArgs& a) {
   std::string system = a.system;
   Utf8Terminal term;
   if (interactive)
-    std::fprintf(stderr, "todae chat: %s (%s, ctx %d). /system TEXT, /reset, /save FILE, /exit\n",
-                 m.path.c_str(), wtype_name(m.weight_type), cache.ctx);
+    std::fprintf(stderr, "todae chat: %s%s%s (%s, ctx %d). /system TEXT, /reset, /save FILE, /exit\n",
+                 m.path.c_str(), adapter ? " + LoRA " : "", adapter ? m.adapter_names[adapter - 1].c_str() : "",
+                 wtype_name(m.weight_type), cache.ctx);
   std::string line;
   while (true) {
     if (interactive) std::fprintf(stderr, "\n> "), std::fflush(stderr);
@@ -268,6 +294,7 @@ void run_chat(ChatArgs& a) {
     GenerateOptions go;
     go.max_tokens = std::min(a.max_tokens, cache.ctx - int(ids.size()) - 1);
     go.sampling = a.sampling.params();
+    go.adapter = adapter;
     std::string answer;
     std::vector<int32_t> gen;
     generate(

@@ -1,7 +1,8 @@
 // `todae serve`: an OpenAI-compatible HTTP server with continuous batching and a web chat page
 // (see src/serve/serve.h).
 //
-//   todae serve --model PATH [--host 127.0.0.1] [--port 8080] [--api-key KEY]... [--parallel N] [--ctx N]
+//   todae serve --model PATH [--lora NAME=DIR[:scale]]... [--host 127.0.0.1] [--port 8080] [--api-key KEY]...
+//               [--parallel N] [--ctx N]
 #include "app/commands.h"
 #include "base/base.h"
 #include "serve/serve.h"
@@ -44,6 +45,9 @@ void add_serve_commands(CLI::App& app) {
   p->add_option("--prefill-chunk", a.o.prefill_chunk, "Prompt tokens per pass while other streams decode")
       ->capture_default_str();
   p->add_option("--alias", a.o.alias, "Model id for clients (default: the model's folder or file name)");
+  p->add_option("--lora", a.o.loras,
+                 "LoRA adapter served as model NAME: NAME=DIR[:scale] (a PEFT folder or a GGUF LoRA file; "
+                 "repeatable). Requests for different adapters and the base share batches");
   p->add_option("--type", a.type, "Convert the weights at load time: f32|f16|bf16|q8_0|q4_0");
   p->add_option("--kv-type", a.kv_type, "KV cache type: f16|f32|q8_0")->capture_default_str();
   p->add_option("--max-body-mb", a.max_body_mb, "Largest request body, in MiB (larger: 413)")->capture_default_str();

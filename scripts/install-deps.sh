@@ -11,6 +11,7 @@ PKGS=(
   libxxhash-dev libzstd-dev zlib1g-dev libcpp-httplib-dev
   libopenblas-dev libopenmpi-dev openmpi-bin
   gnuplot-nox python3-torch python3-numpy
+  libyaml-cpp-dev python3-nltk
   nodejs npm
   chromium fonts-noto-cjk
 )

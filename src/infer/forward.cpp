@@ -1,7 +1,9 @@
 // The Llama / Qwen3 decoder for inference: the same layer sequence as src/model's training forward
 // (RMSNorm → q,k,v → [QK-norm] → RoPE → causal attention → o → residual; RMSNorm → gate|up →
 // SwiGLU → down → residual), over a batch of tokens from several sequences, with keys and values
-// appended to the KV cache and attention reading it back.
+// appended to the KV cache and attention reading it back. LoRA adapters (model/lora.h) are applied
+// unmerged, per batch entry: each base matmul is followed by the low-rank terms of the entries
+// whose adapter has that target, so sequences of different adapters share one pass.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -42,6 +44,70 @@ struct ForwardScratch {
     rstd = FloatBuffer(N * std::max(c.num_attention_heads, 1));
   }
 };
+
+namespace {
+
+// A maximal stretch of consecutive batch entries with the same adapter (id >= 1).
+struct AdapterRun {
+  int begin, n;
+  const Lora* lora;
+};
+
+// Adds each run's low-rank term for `target` of layer l: out rows (ldo apart) += scale·B·A·x, with
+// x rows `in` floats wide (the input the base matrix was applied to). Called right after the base
+// matmul, before bias, QK-norm, RoPE or SwiGLU: PEFT adds the term to the linear layer's output
+// (the bias is part of that output, so the order of the two sums does not matter).
+void add_lora(const std::vector<AdapterRun>& runs, int l, int target, float* out, int ldo, const float* x) {
+  for (const AdapterRun& r : runs) {
+    if (!r.lora->has(l, target)) continue;
+    const LoraSlot& slot = r.lora->layers[l][target];
+    lora_forward(out + size_t(r.begin) * ldo, ldo, x + size_t(r.begin) * slot.in, r.n, slot,
+                 r.lora->config.rank, r.lora->weights.data, r.lora->scale);
+  }
+}
+
+}  // namespace
+
+Lora stack_loras(const std::vector<const Lora*>& loras, const ModelConfig& c) {
+  if (loras.empty()) fail("stack_loras: no adapter given");
+  LoraConfig cfg;
+  cfg.rank = 0;
+  cfg.targets = 0;
+  for (const Lora* l : loras) {
+    if (int(l->layers.size()) != c.num_hidden_layers)
+      fail("adapter with ", l->layers.size(), " layers for a model of ", c.num_hidden_layers);
+    cfg.rank += l->config.rank;
+    for (const auto& layer : l->layers)
+      for (int t = 0; t < kLoraTargets; t++)
+        if (layer[t].on) cfg.targets |= 1u << t;
+  }
+  cfg.alpha = float(cfg.rank);  // config.scale() = 1: the scales live in B
+  Lora out = make_lora(c, cfg);
+  out.weights.zero();  // a slot one adapter lacks must stay zero
+  out.scale = 1.0f;
+  float* W = out.weights.data;
+  for (int l = 0; l < c.num_hidden_layers; l++)
+    for (int t = 0; t < kLoraTargets; t++) {
+      const LoraSlot& d = out.layers[l][t];
+      if (!d.on) continue;
+      const int R = cfg.rank;
+      int row = 0;  // this adapter's first row of A (column of B) in the stack
+      for (const Lora* src : loras) {
+        const int r = src->config.rank;
+        if (src->has(l, t)) {
+          const LoraSlot& sl = src->layers[l][t];
+          if (sl.in != d.in || sl.out != d.out)
+            fail("adapters to stack disagree on the shape of layer ", l, " ", lora_target_name(t));
+          std::memcpy(W + d.a + size_t(row) * d.in, src->A(l, t), sizeof(float) * size_t(r) * d.in);
+          const float* B = src->B(l, t);
+          for (int o = 0; o < d.out; o++)
+            for (int j = 0; j < r; j++) W[d.b + size_t(o) * R + row + j] = src->scale * B[size_t(o) * r + j];
+        }
+        row += r;  // (a slot this adapter lacks stays zero)
+      }
+    }
+  return out;
+}
 
 Forward::Forward() : s(std::make_unique<ForwardScratch>()) {}
 Forward::~Forward() = default;
@@ -113,6 +179,36 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
     }
     if (b.pos[i] >= cache.ctx) fail("position ", b.pos[i], " is past the context (", cache.ctx, ")");
   }
+  // Adapter runs: empty when no entry has one, so the base-only path costs nothing more.
+  std::vector<AdapterRun> lora_runs;
+  if (!b.adapter.empty()) {
+    if (int(b.adapter.size()) != N) fail("batch: ", b.adapter.size(), " adapter ids for ", N, " entries");
+    for (int i = 0; i < N; i++) {
+      const int id = b.adapter[i];
+      if (id == 0) continue;
+      if (id > int(m.adapters.size()))
+        fail("batch entry ", i, ": adapter ", id, " is not loaded (the model has ", m.adapters.size(), ")");
+      const Lora* lora = m.adapters[id - 1].get();
+      if (!lora_runs.empty() && lora_runs.back().lora == lora && lora_runs.back().begin + lora_runs.back().n == i) {
+        lora_runs.back().n++;
+        continue;
+      }
+      // (load_lora checks shapes against the base; an adapter built in memory is checked here, as
+      // a wrong width would read past the activation rows)
+      if (int(lora->layers.size()) != c.num_hidden_layers)
+        fail("adapter ", id, " has ", lora->layers.size(), " layers; the model has ", c.num_hidden_layers);
+      for (int l = 0; l < c.num_hidden_layers; l++)
+        for (int t = 0; t < kLoraTargets; t++) {
+          const LoraSlot& sl = lora->layers[l][t];
+          int in = 0, out = 0;
+          lora_target_shape(c, t, &in, &out);
+          if (sl.on && (sl.in != in || sl.out != out))
+            fail("adapter ", id, ": layer ", l, " ", lora_target_name(t), " is [", sl.out, ", ", sl.in,
+                 "]; the model's is [", out, ", ", in, "]");
+        }
+      lora_runs.push_back({i, 1, lora});
+    }
+  }
 
   ForwardScratch& s = *fw.s;
   s.reserve(c, N);
@@ -126,6 +222,11 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.attn_norm, N, C, eps);
     const MatmulOut qkv[3] = {{s.q.data, &L.q}, {s.k.data, &L.k}, {s.v.data, &L.v}};
     matmul_w_many(s.xn.data, N, qkv);
+    if (!lora_runs.empty()) {
+      add_lora(lora_runs, l, kLoraQ, s.q.data, qd, s.xn.data);
+      add_lora(lora_runs, l, kLoraK, s.k.data, kvd, s.xn.data);
+      add_lora(lora_runs, l, kLoraV, s.v.data, kvd, s.xn.data);
+    }
     if (L.q_bias)
       for (int n = 0; n < N; n++) {
         add_inplace(s.q.data + size_t(n) * qd, L.q_bias, qd);
@@ -165,17 +266,23 @@ void forward_batch(InferModel& m, KVCache& cache, Forward& fw, const Batch& b, f
     }
     if (!decode_rows.empty()) attention_cached_rows(decode_rows, H, KVH, D, scale);
     matmul_w(x, s.att.data, N, L.o, /*accumulate=*/true);
+    if (!lora_runs.empty()) add_lora(lora_runs, l, kLoraO, x, C, s.att.data);  // into the residual, as o is
 
     rmsnorm_forward(s.xn.data, s.rstd.data, x, L.ffn_norm, N, C, eps);
     // gate and up are separate matrices (as in both file formats); swiglu wants [gate | up] rows
     const MatmulOut gate_up[2] = {{s.h.data, &L.gate}, {s.up.data, &L.up}};
     matmul_w_many(s.xn.data, N, gate_up);
+    if (!lora_runs.empty()) {
+      add_lora(lora_runs, l, kLoraGate, s.h.data, F, s.xn.data);
+      add_lora(lora_runs, l, kLoraUp, s.up.data, F, s.xn.data);
+    }
     for (int n = 0; n < N; n++) {
       std::memcpy(s.gu.data + size_t(n) * 2 * F, s.h.data + size_t(n) * F, sizeof(float) * F);
       std::memcpy(s.gu.data + size_t(n) * 2 * F + F, s.up.data + size_t(n) * F, sizeof(float) * F);
     }
     swiglu_forward(s.h.data, s.gu.data, N, F);
     matmul_w(x, s.h.data, N, L.down, /*accumulate=*/true);
+    if (!lora_runs.empty()) add_lora(lora_runs, l, kLoraDown, x, C, s.h.data);
   }
   for (const Run& r : runs) cache.length[r.slot] = r.pos0 + r.n;
 

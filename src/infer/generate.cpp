@@ -26,6 +26,8 @@ GenerateStats generate(InferModel& m, KVCache& cache, int slot, const std::vecto
   if (!m.has_tokenizer) fail(m.path, ": the model has no tokenizer, so text cannot be generated");
   if (prompt.empty()) fail("the prompt is empty (a model needs at least one token to continue)");
   if (slot < 0 || slot >= cache.slots) fail("slot ", slot, " outside the cache");
+  if (opt.adapter < 0 || opt.adapter > int(m.adapters.size()))
+    fail("adapter ", opt.adapter, " is not loaded (the model has ", m.adapters.size(), ")");
   const int start = cache.length[slot];
   if (start + int(prompt.size()) >= cache.ctx)
     fail("the prompt (", prompt.size(), " tokens) does not fit the context (", cache.ctx - start,
@@ -42,7 +44,7 @@ GenerateStats generate(InferModel& m, KVCache& cache, int slot, const std::vecto
   for (size_t i = 0; i < prompt.size(); i += chunk) {
     b.clear();
     const size_t end = std::min(prompt.size(), i + chunk);
-    for (size_t j = i; j < end; j++) b.add(prompt[j], cache.length[slot] + int(j - i), slot, j + 1 == prompt.size());
+    for (size_t j = i; j < end; j++) b.add(prompt[j], cache.length[slot] + int(j - i), slot, j + 1 == prompt.size(), opt.adapter);
     forward_batch(m, cache, fw, b, logits.data());
   }
   const auto t1 = clock::now();
@@ -81,7 +83,7 @@ GenerateStats generate(InferModel& m, KVCache& cache, int slot, const std::vecto
     if (n + 1 == opt.max_tokens) break;
     if (cache.length[slot] >= cache.ctx) break;  // context full: "length"
     b.clear();
-    b.add(id, cache.length[slot], slot, true);
+    b.add(id, cache.length[slot], slot, true, opt.adapter);
     forward_batch(m, cache, fw, b, logits.data());
   }
   std::string rest = stream.finish();

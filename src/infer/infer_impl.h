@@ -46,6 +46,20 @@ bool layer_has(const ModelConfig& c, LayerTensor::When w);
 // The head count a tensor's rows are permuted by in a "llama" GGUF (0: not permuted).
 int layer_llama_heads(const ModelConfig& c, const LayerTensor& t);
 
+// adapter_config.json of a PEFT LoRA adapter, as todae reads and writes it (src/infer/adapter.cpp).
+struct PeftLoraConfig {
+  LoraConfig lora;                      // r, lora_alpha, use_rslora; targets: the union over layers
+  std::vector<uint32_t> layer_targets;  // [layers]: the targets that carry an adapter in each layer
+  std::string base_model;               // base_model_name_or_path (may be empty)
+};
+// Resolves target_modules (list, "all-linear" or a regular expression, as PEFT matches them
+// against "model.layers.N.self_attn.q_proj"), exclude_modules and layers_to_transform for a base
+// of num_layers layers; refuses what todae cannot apply (rank_pattern, DoRA, biases, ...). Errors
+// name `source` and the field.
+PeftLoraConfig parse_peft_config(std::string_view json, const std::string& source, int num_layers);
+// The adapter_config.json PEFT writes for such an adapter (parse_peft_config reads it back equal).
+std::string peft_config_json(const PeftLoraConfig& c);
+
 // Peak resident memory of this process (VmHWM), in MiB.
 double peak_rss_mb();
 

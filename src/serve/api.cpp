@@ -768,13 +768,19 @@ json embeddings_response(const std::string& model, const std::vector<std::vector
               {"usage", {{"prompt_tokens", prompt_tokens}, {"total_tokens", prompt_tokens}}}};
 }
 
-json models_response(const std::string& model, int64_t created, int ctx) {
-  return json{{"object", "list"},
-              {"data", json::array({json{{"id", model},
-                                         {"object", "model"},
-                                         {"created", created},
-                                         {"owned_by", "todae"},
-                                         {"context_length", ctx}}})}};
+json models_response(const std::string& model, int64_t created, int ctx,
+                     const std::vector<std::pair<std::string, std::string>>& adapters) {
+  json data = json::array(
+      {json{{"id", model}, {"object", "model"}, {"created", created}, {"owned_by", "todae"}, {"context_length", ctx}}});
+  for (const auto& [name, path] : adapters)
+    data.push_back(json{{"id", name},
+                        {"object", "model"},
+                        {"created", created},
+                        {"owned_by", "todae"},
+                        {"context_length", ctx},
+                        {"root", path},
+                        {"parent", model}});
+  return json{{"object", "list"}, {"data", std::move(data)}};
 }
 
 // ---- SSE ----------------------------------------------------------------------------------------

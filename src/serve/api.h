@@ -162,7 +162,10 @@ json tool_call_delta(int index, const ToolCall& c);
 
 json embeddings_response(const std::string& model, const std::vector<std::vector<float>>& vectors, bool base64,
                          int prompt_tokens);
-json models_response(const std::string& model, int64_t created, int ctx);
+// The base model, then each LoRA adapter (name, path) as vLLM lists them: "parent" is the base's
+// id, "root" the adapter's path.
+json models_response(const std::string& model, int64_t created, int ctx,
+                     const std::vector<std::pair<std::string, std::string>>& adapters = {});
 
 // ---- SSE ----------------------------------------------------------------------------------------
 

@@ -28,6 +28,17 @@ void write_histogram(std::ostringstream& os, const std::string& name, const std:
   os << name << "_sum" << l << " " << num(h.sum) << "\n";
   os << name << "_count" << l << " " << h.count << "\n";
 }
+// A Prometheus label value: backslash, double quote and newline escaped (model names are the
+// user's --alias and --lora NAME).
+std::string label(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '\\' || ch == '"') out += '\\', out += ch;
+    else if (ch == '\n') out += "\\n";
+    else out += ch;
+  }
+  return out;
+}
 }  // namespace
 
 Histogram::Histogram(std::vector<double> b) : bounds(std::move(b)), counts(bounds.size() + 1, 0) {}
@@ -76,10 +87,15 @@ void Metrics::duration(const std::string& endpoint, double s) {
   if (it == durations_.end()) it = durations_.emplace(endpoint, Histogram(latency_buckets())).first;
   it->second.observe(s);
 }
-void Metrics::decode_step(int tokens, double) {
+void Metrics::decode_step(int tokens, double, int adapters) {
   std::lock_guard lock(mu_);
   ++steps_;
   step_tokens_ += uint64_t(tokens);
+  if (adapters > 1) ++mixed_steps_;
+}
+void Metrics::model_request(const std::string& model) {
+  std::lock_guard lock(mu_);
+  ++model_requests_[model];
 }
 
 std::string Metrics::render() const {
@@ -99,6 +115,13 @@ std::string Metrics::render() const {
   os << "# HELP todae_batch_tokens_total Tokens in all forward passes (prompt + decode).\n"
         "# TYPE todae_batch_tokens_total counter\n"
      << "todae_batch_tokens_total " << step_tokens_ << "\n";
+  os << "# HELP todae_mixed_adapter_passes_total Forward passes that decoded sequences of several LoRA "
+        "adapters (or adapters and the base) together.\n"
+        "# TYPE todae_mixed_adapter_passes_total counter\n"
+     << "todae_mixed_adapter_passes_total " << mixed_steps_ << "\n";
+  os << "# HELP todae_model_requests_total Generation and embedding requests by model id (the base or an "
+        "adapter).\n# TYPE todae_model_requests_total counter\n";
+  for (const auto& [name, n] : model_requests_) os << "todae_model_requests_total{model=\"" << label(name) << "\"} " << n << "\n";
   os << "# HELP todae_queue_depth Requests waiting for a slot.\n# TYPE todae_queue_depth gauge\n"
      << "todae_queue_depth " << queue_depth.load() << "\n";
   os << "# HELP todae_slots_busy Sequences in the KV cache.\n# TYPE todae_slots_busy gauge\n"

@@ -27,7 +27,10 @@ struct Metrics {
   void ttft(double seconds);
   void inter_token(double seconds);
   void duration(const std::string& endpoint, double seconds);
-  void decode_step(int tokens, double seconds);  // one forward pass of the scheduler
+  // One forward pass of the scheduler; `adapters`: distinct LoRA adapter ids in it (the base is one).
+  void decode_step(int tokens, double seconds, int adapters = 1);
+  // A generation or embedding request for this model id (the base's or an adapter's name).
+  void model_request(const std::string& model);
   // Gauges, set by the scheduler.
   std::atomic<int> queue_depth{0}, slots_busy{0}, slots_total{0};
   std::atomic<int64_t> kv_tokens{0};
@@ -36,7 +39,8 @@ struct Metrics {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, steps_ = 0, step_tokens_ = 0;
+  uint64_t prompt_tokens_ = 0, generated_tokens_ = 0, steps_ = 0, step_tokens_ = 0, mixed_steps_ = 0;
+  std::map<std::string, uint64_t> model_requests_;
   Histogram ttft_, itl_;
   std::map<std::string, Histogram> durations_;
   // tokens/s over a sliding window of recent steps

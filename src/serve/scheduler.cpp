@@ -79,6 +79,7 @@ Scheduler::Scheduler(Engine& engine, const SchedulerOptions& opt, Metrics* metri
     : engine_(engine), opt_(opt), metrics_(metrics) {
   for (int s = engine_.slots() - 1; s >= 0; --s) free_slots_.push_back(s);
   slot_tokens_.resize(engine_.slots());
+  slot_adapter_.assign(size_t(engine_.slots()), 0);
   if (metrics_) metrics_->slots_total = engine_.slots();
   thread_ = std::thread([this] { loop(); });
 }
@@ -195,17 +196,24 @@ bool Scheduler::admit_locked() {
     size_t best_i = free_slots_.size() - 1, best_lcp = 0;
     if (opt_.prefix_cache && job->kind == Job::Generate) {
       for (size_t i = 0; i < free_slots_.size(); ++i) {
+        if (slot_adapter_[size_t(free_slots_[i])] != job->adapter) continue;  // another adapter's cache
         const auto& held = slot_tokens_[free_slots_[i]];
         size_t l = 0;
         while (l < held.size() && l < prompt.size() && held[l] == prompt[l]) ++l;
         if (l > best_lcp) best_lcp = l, best_i = i;
       }
+      // No shared prefix: take the free slot holding the least, so the caches of other prompts
+      // (and other adapters) live on for their next request.
+      if (best_lcp == 0)
+        for (size_t i = free_slots_.size(); i-- > 0;)
+          if (slot_tokens_[free_slots_[i]].size() < slot_tokens_[free_slots_[best_i]].size()) best_i = i;
     }
     int slot = free_slots_[best_i];
     free_slots_.erase(free_slots_.begin() + best_i);
     size_t reuse = std::min(best_lcp, prompt.empty() ? 0 : prompt.size() - 1);
     engine_.truncate(slot, int(reuse));
     slot_tokens_[slot].resize(reuse);
+    slot_adapter_[size_t(slot)] = job->adapter;
 
     auto s = std::make_unique<Seq>();
     s->job = job;
@@ -307,7 +315,7 @@ void Scheduler::step() {
   std::vector<Span> embeds;
   for (auto& s : active_)
     if (!s->done && s->decoding) {
-      batch_.add(s->next, engine_.length(s->slot), s->slot, true);
+      batch_.add(s->next, engine_.length(s->slot), s->slot, true, s->job->adapter);
       rows.push_back(s.get());
     }
   const int decoders = batch_.size();
@@ -324,7 +332,7 @@ void Scheduler::step() {
     const bool gen = s->job->kind == Job::Generate;
     if (!gen) embeds.push_back({s, batch_.size(), take});
     for (int j = 0; j < take; ++j)
-      batch_.add(prompt[s->fed + size_t(j)], base + j, s->slot, gen && last && j == take - 1);
+      batch_.add(prompt[s->fed + size_t(j)], base + j, s->slot, gen && last && j == take - 1, s->job->adapter);
     if (gen && last) rows.push_back(s);
     s->fed += size_t(take);
     budget -= take;
@@ -338,7 +346,13 @@ void Scheduler::step() {
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
   for (int i = 0; i < batch_.size(); ++i) slot_tokens_[batch_.slot[i]].push_back(batch_.tokens[i]);
   if (metrics_) {
-    metrics_->decode_step(batch_.size(), dt);
+    std::vector<uint16_t> ids;  // distinct adapter ids in this pass (the base is one)
+    for (int i = 0; i < batch_.size(); ++i) {
+      const uint16_t a = batch_.adapter[size_t(i)];
+      if ((i == 0 || a != batch_.adapter[size_t(i - 1)]) && std::find(ids.begin(), ids.end(), a) == ids.end())
+        ids.push_back(a);
+    }
+    metrics_->decode_step(batch_.size(), dt, int(ids.size()));
     int64_t kv = 0;
     for (int i = 0; i < engine_.slots(); ++i) kv += engine_.length(i);
     metrics_->kv_tokens = kv;

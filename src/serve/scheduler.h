@@ -3,6 +3,8 @@
 // next token of every decoding sequence plus a chunk of prompt of some prefilling ones (chunked
 // prefill, so running streams never stall behind a long prompt), run forward once, sample per
 // sequence and hand the text to each request. HTTP threads only submit jobs and read their events.
+// Sequences of different LoRA adapters (and of the bare base) share those batches: each entry
+// carries its sequence's adapter id (llama-server, by contrast, batches only equal LoRA settings).
 #pragma once
 
 #include <atomic>
@@ -73,6 +75,9 @@ struct Job {
   bool logprobs = false;
   std::vector<std::pair<int32_t, float>> logit_bias;
   std::function<std::unique_ptr<Constraint>()> make_constraint;  // null: unconstrained
+  // LoRA adapter id of every token of this job (0: the base; see Batch::adapter). Jobs of
+  // different adapters are decoded in the same forward passes.
+  int adapter = 0;
 
   // ---- output (guarded by mu) ----
   std::mutex mu;
@@ -133,6 +138,7 @@ class Scheduler {
   std::vector<std::unique_ptr<Seq>> active_;
   std::vector<int> free_slots_;
   std::vector<std::vector<int32_t>> slot_tokens_;  // what each slot's cache holds (prefix reuse)
+  std::vector<int> slot_adapter_;  // ... and under which adapter: keys and values differ per adapter
   std::atomic<bool> stopping_{false}, stop_loop_{false};
   std::thread thread_;
   // per-step buffers

@@ -4,7 +4,7 @@
 //   GET  /                     the chat page (embedded HTML/JS, no CDN)
 //   GET  /health               {"status":"ok",...}
 //   GET  /metrics              Prometheus text
-//   GET  /v1/models
+//   GET  /v1/models                the base, then each --lora adapter ("parent": the base)
 //   POST /v1/chat/completions  messages, n, logprobs, stream (+ include_usage), stop, seed,
 //                              penalties, tools + tool_choice, response_format (grammar-enforced)
 //   POST /v1/completions
@@ -22,6 +22,9 @@ namespace todae::serve {
 struct ServeOptions {
   std::string model_path;
   std::string alias;  // model id clients use (default: the model's folder or file name)
+  // LoRA adapters over the one base, "NAME=DIR[:scale]" each: a request whose "model" is NAME is
+  // decoded with that adapter, in the same batches as the others and the base (as vLLM does).
+  std::vector<std::string> loras;
   std::string host = "127.0.0.1";
   int port = 8080;                    // 0: any free port (printed)
   std::vector<std::string> api_keys;  // empty: no authentication

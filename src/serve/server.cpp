@@ -63,6 +63,7 @@ struct Server {
   std::unique_ptr<Scheduler> sched;
   Metrics metrics;
   std::string model_id;
+  std::vector<std::string> adapter_paths;  // parallel to model.adapter_names (for /v1/models)
   int64_t created = unix_now();
   std::optional<JinjaTemplate> tmpl;
   std::string tool_open;  // the marker a forced tool call starts with
@@ -83,8 +84,19 @@ struct Server {
     return l;
   }
 
-  void check_model(const std::string& m) const {
-    if (m != model_id) throw model_not_found(m);
+  // The adapter id a request's "model" selects: 0 for the base's own id, k for the k-th --lora
+  // NAME (vLLM's convention); any other name is OpenAI's 404 model_not_found.
+  int adapter_of(const std::string& m) const {
+    if (m == model_id) return 0;
+    for (size_t i = 0; i < model.adapter_names.size(); ++i)
+      if (m == model.adapter_names[i]) return int(i) + 1;
+    throw model_not_found(m);
+  }
+
+  json models_json() const {
+    std::vector<std::pair<std::string, std::string>> list;
+    for (size_t i = 0; i < model.adapter_names.size(); ++i) list.emplace_back(model.adapter_names[i], adapter_paths[i]);
+    return models_response(model_id, created, engine->ctx(), list);
   }
 
   std::vector<int32_t> encode_text(const std::string& text, bool add_special) const {
@@ -177,7 +189,8 @@ struct Server {
     auto g = std::make_shared<Gen>();
     g->r = ep == Endpoint::Chat ? parse_chat_request(body, limits()) : parse_completion_request(body, limits());
     GenRequest& r = g->r;
-    check_model(r.model);
+    const int adapter = adapter_of(r.model);
+    metrics.model_request(r.model);
     if (!model.has_tokenizer)
       throw invalid_request("This model has no tokenizer, so it cannot take text.", "model", "no_tokenizer");
     std::vector<int32_t> prompt;
@@ -207,6 +220,7 @@ struct Server {
       if (r.echo) g->echo = r.prompt_is_ids ? decode(model.tokenizer, prompt) : r.prompt;
     }
     g->job = make_job(r, std::move(prompt), g->tools_active);
+    g->job->adapter = adapter;
     g->id = random_id(ep == Endpoint::Chat ? "chatcmpl-" : "cmpl-");
     g->created = unix_now();
     g->choices.resize(size_t(r.n));
@@ -260,8 +274,8 @@ struct Server {
       std::lock_guard lock(g.job->mu);
       u = g.job->usage;
     }
-    json j = ep == Endpoint::Chat ? chat_response(g.id, g.created, model_id, out, u, g.r.logprobs)
-                                  : completion_response(g.id, g.created, model_id, out, u, g.r.logprobs);
+    json j = ep == Endpoint::Chat ? chat_response(g.id, g.created, g.r.model, out, u, g.r.logprobs)
+                                  : completion_response(g.id, g.created, g.r.model, out, u, g.r.logprobs);
     return dump(j);
   }
 
@@ -333,8 +347,8 @@ struct Server {
         return chat ? chat_logprobs_json(lps) : completion_logprobs_json(lps, 0);
       };
       auto chunk = [&](int index, const json& delta, const json& lps, const json& finish) {
-        return sse_event(chat ? chat_chunk(g->id, g->created, model_id, index, delta, lps, finish, usage_on)
-                              : completion_chunk(g->id, g->created, model_id, index,
+        return sse_event(chat ? chat_chunk(g->id, g->created, g->r.model, index, delta, lps, finish, usage_on)
+                              : completion_chunk(g->id, g->created, g->r.model, index,
                                                  delta.is_string() ? delta.get<std::string>() : std::string(), lps,
                                                  finish, usage_on));
       };
@@ -393,7 +407,7 @@ struct Server {
           u = g->job->usage;
         }
         if (!send(sse_event(
-                usage_chunk(g->id, g->created, model_id, chat ? "chat.completion.chunk" : "text_completion", u))))
+                usage_chunk(g->id, g->created, g->r.model, chat ? "chat.completion.chunk" : "text_completion", u))))
           return false;
       }
       if (!send(sse_done())) return false;
@@ -410,13 +424,15 @@ struct Server {
 
   void handle_embeddings(const httplib::Request& req, httplib::Response& res) {
     EmbedRequest r = parse_embedding_request(parse_body(req.body), limits());
-    check_model(r.model);
+    const int adapter = adapter_of(r.model);
+    metrics.model_request(r.model);
     if (r.dimensions > model.config.hidden_size)
       throw invalid_request(
           cat("Invalid 'dimensions': this model's embeddings have ", model.config.hidden_size, " dimensions."),
           "dimensions", "invalid_value");
     auto job = std::make_shared<Job>();
     job->kind = Job::Embed;
+    job->adapter = adapter;
     if (!r.texts.empty()) {
       if (!model.has_tokenizer)
         throw invalid_request("This model has no tokenizer, so it cannot take text.", "input", "no_tokenizer");
@@ -453,7 +469,7 @@ struct Server {
         if (n > 0)
           for (float& x : v) x = float(x / n);
       }
-    res.set_content(dump(embeddings_response(model_id, vecs, r.base64, tokens)), "application/json");
+    res.set_content(dump(embeddings_response(r.model, vecs, r.base64, tokens)), "application/json");
   }
 
   // ---- plumbing ----
@@ -556,12 +572,11 @@ struct Server {
       res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
     });
     http.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) {
-               res.set_content(dump(models_response(model_id, created, engine->ctx())), "application/json");
+               res.set_content(dump(models_json()), "application/json");
              }));
     http.Get("/v1/models/(.+)", guarded([this](const httplib::Request& req, httplib::Response& res) {
-               std::string id = req.matches[1];
-               check_model(id);
-               res.set_content(dump(models_response(model_id, created, engine->ctx())["data"][0]), "application/json");
+               const std::string id = req.matches[1];
+               res.set_content(dump(models_json()["data"][adapter_of(id)]), "application/json");
              }));
     http.Post("/v1/chat/completions", guarded([this](const httplib::Request& req, httplib::Response& res) {
                 handle_generate(req, res, Endpoint::Chat);
@@ -595,6 +610,13 @@ int run_serve(const ServeOptions& opt) {
   if (ctx <= 0) ctx = std::min(s->model.rope_positions > 0 ? s->model.rope_positions : 2048, 4096);
   s->engine = make_infer_engine(s->model, opt.parallel, ctx, opt.kv_type);
   s->model_id = opt.alias.empty() ? base_name(opt.model_path) : opt.alias;
+  for (const std::string& spec : opt.loras) {
+    const LoraArg a = parse_lora_arg(spec);
+    if (a.name == s->model_id)
+      fail("--lora ", spec, ": the name '", a.name, "' is the base model's id; give the adapter another (NAME=DIR)");
+    add_adapter(s->model, a);
+    s->adapter_paths.push_back(a.path);
+  }
   s->tmpl = JinjaTemplate::parse(s->model.chat_template.empty() ? default_chat_template() : s->model.chat_template);
   s->tool_open =
       s->model.has_tokenizer && s->model.tokenizer.token_id("<|tool_call|>") >= 0 ? "<|tool_call|>" : "<tool_call>";
@@ -635,6 +657,9 @@ int run_serve(const ServeOptions& opt) {
                ", ", s->model.config.num_hidden_layers, " layers, vocab ", s->model.config.vocab_size, ") loaded in ",
                std::chrono::duration<double>(Clock::now() - t0).count(), " s; ", opt.parallel, " slots x ", ctx,
                " positions, KV cache ", s->engine->slots() > 0 ? "" : "", wtype_name(opt.kv_type)));
+  for (size_t i = 0; i < s->model.adapter_names.size(); ++i)
+    log(opt, cat("todae serve: LoRA adapter '", s->model.adapter_names[i], "' (", s->adapter_paths[i], ", rank ",
+                 s->model.adapters[i]->config.rank, ", scale ", s->model.adapters[i]->scale, ")"));
   log(opt, cat("todae serve: listening on http://", opt.host, ":", port, "  (chat page at /, API at /v1)"));
   if (!opt.port_file.empty()) write_file_atomic(opt.port_file, std::to_string(port) + "\n");
 

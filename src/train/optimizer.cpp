@@ -11,7 +11,7 @@ float LrSchedule::at(int64_t step) const {
   if (step < warmup_steps) return static_cast<float>(double(max_lr) * double(step + 1) / double(warmup_steps));
   if (step >= total_steps || total_steps <= warmup_steps) return min_lr;
   double ratio = double(step - warmup_steps) / double(total_steps - warmup_steps);
-  double coeff = 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
+  double coeff = linear ? 1.0 - ratio : 0.5 * (1.0 + std::cos(std::numbers::pi * ratio));
   return static_cast<float>(double(min_lr) + coeff * (double(max_lr) - double(min_lr)));
 }
 

@@ -35,11 +35,14 @@ struct AdamWConfig {
 
 // Learning rate at a 0-based step: linear warmup from max_lr/warmup_steps to max_lr over the first
 // warmup_steps steps, then half a cosine from max_lr down to min_lr at total_steps, min_lr after.
+// linear: a straight line down to min_lr instead of the cosine (Hugging Face Trainer's default
+// "linear" scheduler, which fine-tuning uses).
 struct LrSchedule {
   float max_lr = 3e-4f;
   float min_lr = 3e-5f;
   int64_t warmup_steps = 0;
   int64_t total_steps = 0;
+  bool linear = false;
   float at(int64_t step) const;
 };
 

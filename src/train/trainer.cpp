@@ -7,7 +7,6 @@
 // global batch, the same as one process with the whole batch (up to float summation order).
 #include "train/trainer.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 #include "model/model.h"
 #include "text/text.h"
 #include "tensor/tensor.h"
+#include "train/run_util.h"
 #include "train/train.h"
 
 #ifdef TODAE_HAVE_MPI
@@ -221,31 +221,6 @@ void barrier(const Dist& d) {
 #endif
 }
 
-// ---- signals ----------------------------------------------------------------------------------
-
-volatile sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int) { g_stop = 1; }
-
-void install_signal_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string fmt_duration(double s) {
-  if (!(s >= 0) || s > 1e7) return "?";
-  long t = static_cast<long>(s + 0.5);
-  if (t >= 3600) return cat(t / 3600, "h", (t / 60) % 60 < 10 ? "0" : "", (t / 60) % 60, "m");
-  if (t >= 60) return cat(t / 60, "m", t % 60 < 10 ? "0" : "", t % 60, "s");
-  return cat(t, "s");
-}
-
 std::vector<std::string> default_prompts() { return {"대한민국의 수도는", "데비안은", "리눅스 커널은"}; }
 
 // Greedy continuation: the whole (growing) sequence through forward_logits each token; no KV
@@ -268,21 +243,6 @@ std::string greedy_sample(Model& m, const Tok& tok, const std::string& prompt, i
   // One sample per line on the terminal.
   for (size_t p = 0; (p = out.find('\n', p)) != std::string::npos;) out.replace(p, 1, " ⏎ ");
   return out;
-}
-
-// RUN/NAME -> a hard link to the checkpoint's file (free, and atomic through rename), falling back
-// to a copy where links are not possible, so RUN is itself a Hugging Face model folder.
-void publish_file(const std::string& src, const std::string& dst) {
-  std::string tmp = cat(dst, ".tmp.", ::getpid());
-  ::unlink(tmp.c_str());
-  if (::link(src.c_str(), tmp.c_str()) == 0) {
-    if (::rename(tmp.c_str(), dst.c_str()) != 0) {
-      ::unlink(tmp.c_str());
-      fail("cannot write ", dst, ": ", std::strerror(errno));
-    }
-    return;
-  }
-  write_file_atomic(dst, read_file(src));
 }
 
 }  // namespace
@@ -453,7 +413,7 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
     return loss;
   };
 
-  install_signal_handlers();
+  install_stop_signal_handlers();
   std::vector<int32_t> batch(static_cast<size_t>(Bl) * (T + 1));
   const double tokens_per_step = double(c.batch_size) * T * c.grad_accum;
   const int64_t start_step = step;
@@ -483,7 +443,7 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
     }
     reducer.finish();
     // The losses and the stop flag ride in a second, tiny message.
-    double red[2] = {loss_sum, g_stop ? 1.0 : 0.0};
+    double red[2] = {loss_sum, stop_requested() ? 1.0 : 0.0};
     allreduce_sum(d, red, 2);
     float lr = sched.at(step);
     AdamWStats st = opt.update({m.weights.data, m.num_floats}, {m.grads.data, m.num_floats},

@@ -194,6 +194,11 @@ class RefModel:
             raise SystemExit("model: missing tensors: %s" % ", ".join(missing[:5]))
         self.head = self.W["model.embed_tokens.weight"] if c.tied else self.W["lm_head.weight"]
 
+    def linear(self, x, module):
+        """x·Wᵀ for the projection `module` ("model.layers.0.self_attn.q_proj"); a hook for adapters
+        (tests/interop/peft_apply.py adds LoRA's scale·(x·Aᵀ)·Bᵀ)."""
+        return x @ self.W[module + ".weight"].T
+
     def forward(self, ids, cache=None, start=0):
         """ids: list of ints. cache: list of per-layer [K, V] tensors ([KVH, t, D]) to extend, or None.
         Returns logits [T, V] of the given positions start .. start+T-1."""
@@ -210,9 +215,9 @@ class RefModel:
         for l in range(c.L):
             p = "model.layers.%d." % l
             h = rms_norm(x, W[p + "input_layernorm.weight"], c.eps)
-            q = h @ W[p + "self_attn.q_proj.weight"].T
-            k = h @ W[p + "self_attn.k_proj.weight"].T
-            v = h @ W[p + "self_attn.v_proj.weight"].T
+            q = self.linear(h, p + "self_attn.q_proj")
+            k = self.linear(h, p + "self_attn.k_proj")
+            v = self.linear(h, p + "self_attn.v_proj")
             if p + "self_attn.q_proj.bias" in W:  # Qwen2 / attention_bias: q, k, v have biases
                 q = q + W[p + "self_attn.q_proj.bias"]
                 k = k + W[p + "self_attn.k_proj.bias"]
@@ -236,10 +241,10 @@ class RefModel:
             s = s.masked_fill(causal, float("-inf"))
             a = torch.softmax(s, dim=-1) @ v                  # [H, T, D]
             a = a.transpose(0, 1).reshape(T, c.H * c.D)
-            x = x + a @ W[p + "self_attn.o_proj.weight"].T
+            x = x + self.linear(a, p + "self_attn.o_proj")
             h = rms_norm(x, W[p + "post_attention_layernorm.weight"], c.eps)
-            gate = h @ W[p + "mlp.gate_proj.weight"].T
-            x = x + (gate * torch.sigmoid(gate) * (h @ W[p + "mlp.up_proj.weight"].T)) @ W[p + "mlp.down_proj.weight"].T
+            gate = self.linear(h, p + "mlp.gate_proj")
+            x = x + self.linear(gate * torch.sigmoid(gate) * self.linear(h, p + "mlp.up_proj"), p + "mlp.down_proj")
         x = rms_norm(x, W["model.norm.weight"], c.eps)
         return x @ self.head.T
 

@@ -351,6 +351,15 @@ TEST(ServeApi, Helpers) {
   json e = embeddings_response("m", {{1.0f, 0.0f}}, true, 3);
   EXPECT_EQ(e["data"][0]["embedding"], base64_encode(std::string("\x00\x00\x80\x3f\x00\x00\x00\x00", 8)));
   EXPECT_EQ(models_response("m", 1, 64)["data"][0]["id"], "m");
+  // LoRA adapters follow the base, as vLLM lists them: parent = the base's id, root = the path
+  json ml = models_response("m", 1, 64, {{"sql", "/a/sql"}, {"ko", "/a/ko"}});
+  ASSERT_EQ(ml["data"].size(), 3u);
+  EXPECT_FALSE(ml["data"][0].contains("parent"));
+  EXPECT_EQ(ml["data"][1]["id"], "sql");
+  EXPECT_EQ(ml["data"][1]["parent"], "m");
+  EXPECT_EQ(ml["data"][1]["root"], "/a/sql");
+  EXPECT_EQ(ml["data"][2]["id"], "ko");
+  EXPECT_EQ(ml["data"][2]["object"], "model");
 }
 
 TEST(ServeToolCalls, ParsesMarkedCallsInStreamedText) {
@@ -411,7 +420,16 @@ TEST(ServeMetrics, PrometheusText) {
   m.inter_token(0.004);
   m.duration("/v1/chat/completions", 0.3);
   m.queue_depth = 2;
+  m.decode_step(8, 0.01, 1);
+  m.decode_step(8, 0.01, 3);  // a pass mixing LoRA adapters
+  m.model_request("tiny");
+  m.model_request("a\"b");  // names are the user's: quoted in the label
+  m.model_request("a\"b");
   std::string t = m.render();
+  EXPECT_NE(t.find("todae_forward_passes_total 2\n"), std::string::npos);
+  EXPECT_NE(t.find("todae_mixed_adapter_passes_total 1\n"), std::string::npos);
+  EXPECT_NE(t.find("todae_model_requests_total{model=\"tiny\"} 1\n"), std::string::npos);
+  EXPECT_NE(t.find("todae_model_requests_total{model=\"a\\\"b\"} 2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("todae_requests_total{endpoint=\"/v1/chat/completions\",code=\"200\"} 2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("todae_requests_total{endpoint=\"/v1/chat/completions\",code=\"400\"} 1\n"), std::string::npos);
   EXPECT_NE(t.find("todae_generated_tokens_total 10\n"), std::string::npos);

@@ -1,6 +1,7 @@
 // The continuous-batching scheduler against a fake engine that checks every batch obeys
 // forward_batch's contract (a slot's entries are consecutive and continue its cache) and writes a
-// predictable text: the token for position p is "abc"[p % 3].
+// predictable text: the token for position p is "abc"[(p + adapter) % 3], so a sequence's text
+// shows which LoRA adapter id its entries carried.
 #include "serve/scheduler.h"
 
 #include <gtest/gtest.h>
@@ -31,6 +32,8 @@ const Tokenizer& test_tokenizer() {
 struct FakeEngine : Engine {
   int V, C = 8, S, T;
   std::vector<int> len;
+  std::vector<std::vector<int>> adapter_at;  // per slot, the adapter id each cached position was computed with
+  int max_adapters_in_batch = 0;
   std::vector<int32_t> stops;
   std::mutex mu;
   int max_slots_in_batch = 0, max_batch = 0, passes = 0;
@@ -38,7 +41,7 @@ struct FakeEngine : Engine {
   std::atomic<int> delay_ms{0};
   int32_t letter[3];
 
-  FakeEngine(int slots, int ctx) : S(slots), T(ctx), len(size_t(slots), 0) {
+  FakeEngine(int slots, int ctx) : S(slots), T(ctx), len(size_t(slots), 0), adapter_at(size_t(slots)) {
     const Tokenizer& tok = test_tokenizer();
     V = tok.vocab_size();
     letter[0] = tok.token_id("a");
@@ -51,14 +54,17 @@ struct FakeEngine : Engine {
   int slots() const override { return S; }
   int ctx() const override { return T; }
   int length(int slot) const override { return len[size_t(slot)]; }
-  void truncate(int slot, int n) override { len[size_t(slot)] = std::min(len[size_t(slot)], n); }
+  void truncate(int slot, int n) override {
+    len[size_t(slot)] = std::min(len[size_t(slot)], n);
+    adapter_at[size_t(slot)].resize(size_t(len[size_t(slot)]));
+  }
   void forward(const Batch& b, float* logits, float* hidden) override {
     if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
     std::lock_guard lock(mu);
     ++passes;
     batch_sizes.push_back(b.size());
     max_batch = std::max(max_batch, b.size());
-    std::vector<int> seen;
+    std::vector<int> seen, adapters;
     int row = 0;
     for (int i = 0; i < b.size(); ++i) {
       const int s = b.slot[size_t(i)];
@@ -69,16 +75,23 @@ struct FakeEngine : Engine {
       if (b.pos[size_t(i)] != len[size_t(s)])
         throw Error(cat("slot ", s, ": pos ", b.pos[size_t(i)], " != length ", len[size_t(s)]));
       if (b.pos[size_t(i)] >= T) throw Error("past the context");
+      const int a = b.adapter.empty() ? 0 : b.adapter[size_t(i)];
+      // keys and values of one adapter are no prefix for another's sequence
+      for (int held : adapter_at[size_t(s)])
+        if (held != a) throw Error(cat("slot ", s, ": adapter ", a, " continues a cache made with adapter ", held));
+      adapter_at[size_t(s)].push_back(a);
+      if (std::find(adapters.begin(), adapters.end(), a) == adapters.end()) adapters.push_back(a);
       ++len[size_t(s)];
       if (hidden)
         for (int c = 0; c < C; ++c) hidden[size_t(i) * size_t(C) + size_t(c)] = float(c + 1);
       if (b.want_logits[size_t(i)]) {
         float* l = logits + size_t(row++) * size_t(V);
         for (int v = 0; v < V; ++v) l[v] = 0;
-        l[letter[(b.pos[size_t(i)] + 1) % 3]] = 20;  // the token for the next position
+        l[letter[(b.pos[size_t(i)] + 1 + a) % 3]] = 20;  // the token for the next position
       }
     }
     max_slots_in_batch = std::max(max_slots_in_batch, int(seen.size()));
+    max_adapters_in_batch = std::max(max_adapters_in_batch, int(adapters.size()));
   }
   const Tokenizer& tokenizer() const override { return test_tokenizer(); }
   const std::vector<int32_t>& stop_ids() const override { return stops; }
@@ -367,4 +380,50 @@ TEST(ServeScheduler, EngineFailureIsReportedNotFatal) {
   auto b = gen_job(3, 5);
   ASSERT_TRUE(s.submit(b));
   EXPECT_EQ(collect(*b).text[0], expected(3, 5));
+}
+
+TEST(ServeScheduler, JobsOfDifferentAdaptersShareForwardPasses) {
+  FakeEngine e(4, 512);
+  e.delay_ms = 1;
+  Metrics metrics;
+  Scheduler s(e, SchedulerOptions{}, &metrics);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int a : {0, 1, 2, 1}) {
+    jobs.push_back(gen_job(5, 24));
+    jobs.back()->adapter = a;
+    ASSERT_TRUE(s.submit(jobs.back()));
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Collected c = collect(*jobs[i]);
+    // each sequence decoded with its own adapter id all the way (the fake's text shifts with it)
+    EXPECT_EQ(c.text[0], expected(5 + jobs[i]->adapter, 24)) << i;
+  }
+  EXPECT_EQ(e.max_adapters_in_batch, 3);  // base, adapter 1 and adapter 2 in one forward pass
+  EXPECT_LT(e.passes, 60);                // 4 x 24 tokens: shared passes, not one sequence at a time
+  const std::string text = metrics.render();
+  const std::string key = "\ntodae_mixed_adapter_passes_total ";
+  const size_t at = text.find(key);
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_GT(std::stoi(text.substr(at + key.size())), 10);
+}
+
+TEST(ServeScheduler, PrefixReuseOnlyUnderTheSameAdapter) {
+  FakeEngine e(2, 512);
+  Scheduler s(e, SchedulerOptions{});
+  auto run = [&](int adapter) {
+    auto j = gen_job(40, 3);
+    j->adapter = adapter;
+    EXPECT_TRUE(s.submit(j));
+    Collected c = collect(*j);
+    EXPECT_FALSE(c.error);
+    EXPECT_EQ(c.text[0], expected(40 + adapter, 3)) << "adapter " << adapter;
+    return j->usage.cached_tokens;
+  };
+  EXPECT_EQ(run(1), 0);
+  // the same prompt for the base: the cached prefix was computed with adapter 1, so it is not
+  // reused (the fake throws if a slot's cache mixes adapters)
+  EXPECT_EQ(run(0), 0);
+  EXPECT_EQ(run(1), 39);  // adapter 1's slot still holds its prefix
+  EXPECT_EQ(run(0), 39);
+  EXPECT_EQ(run(2), 0);
 }

@@ -4,6 +4,8 @@
 
 #include "base/energy.h"
 #include "formats/formats.h"
+#include "train/finetune.h"
+#include "train/run_util.h"
 #include "train/train.h"
 #if __has_include("model/model.h")
 #include "model/model.h"

@@ -25,6 +25,17 @@ TEST(LrSchedule, WarmupThenCosineToMin) {
   EXPECT_FLOAT_EQ(flat.at(0), 0.5f);
 }
 
+// Hugging Face's "linear" scheduler (fine-tuning): a straight line from the peak to min_lr.
+TEST(LrSchedule, WarmupThenLinearToMin) {
+  LrSchedule s{.max_lr = 1.0f, .min_lr = 0.0f, .warmup_steps = 2, .total_steps = 12, .linear = true};
+  EXPECT_FLOAT_EQ(s.at(0), 0.5f);
+  EXPECT_FLOAT_EQ(s.at(2), 1.0f);
+  EXPECT_FLOAT_EQ(s.at(7), 0.5f);
+  EXPECT_FLOAT_EQ(s.at(11), 0.1f);
+  EXPECT_FLOAT_EQ(s.at(12), 0.0f);
+  for (int i = 3; i < 12; ++i) EXPECT_NEAR(s.at(i - 1) - s.at(i), 0.1f, 1e-6);  // equal steps down
+}
+
 TEST(AdamW, DecaySpansFollowTheViews) {
   std::vector<ParamView> views = {
       {"model.embed_tokens.weight", 0, {4, 2}},

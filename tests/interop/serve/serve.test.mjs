@@ -5,7 +5,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import http from "node:http";
@@ -514,4 +515,127 @@ test("SIGTERM: running streams finish, then the server exits 0", async () => {
   assert.equal(finish, "length");
   const { code } = await srv.exited;
   assert.equal(code, 0, srv.log());
+});
+
+// ---- LoRA adapters over one base (issue 12, "using adapters without merging") -------------------
+
+// A PEFT adapter folder written here, byte by byte, as PEFT's save_pretrained lays it out
+// (adapter_config.json + adapter_model.safetensors with "base_model.model." keys): an adapter
+// "made elsewhere". A and B are random (B = 0 would change nothing).
+function writePeftAdapter(dir, { rank, alpha, targets, seed }) {
+  const cfg = JSON.parse(readFileSync(join(MODEL, "config.json"), "utf8"));
+  const C = cfg.hidden_size, F = cfg.intermediate_size, D = cfg.head_dim ?? C / cfg.num_attention_heads;
+  const q = cfg.num_attention_heads * D, kv = cfg.num_key_value_heads * D;
+  const shape = { q_proj: [q, C], k_proj: [kv, C], v_proj: [kv, C], o_proj: [C, q],
+                  gate_proj: [F, C], up_proj: [F, C], down_proj: [C, F] };  // [out, in]
+  let x = seed >>> 0;  // xorshift32: the same adapter every run
+  const rand = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x / 4294967296 - 0.5; };
+  const header = {}, parts = [];
+  let off = 0;
+  const add = (name, dims) => {
+    const a = new Float32Array(dims[0] * dims[1]);
+    for (let i = 0; i < a.length; i++) a[i] = rand() * 0.6;
+    header[name] = { dtype: "F32", shape: dims, data_offsets: [off, off + a.byteLength] };
+    parts.push(Buffer.from(a.buffer));
+    off += a.byteLength;
+  };
+  for (let l = 0; l < cfg.num_hidden_layers; l++)
+    for (const t of targets) {
+      const mod = ["q_proj", "k_proj", "v_proj", "o_proj"].includes(t) ? "self_attn" : "mlp";
+      const key = `base_model.model.model.layers.${l}.${mod}.${t}`;
+      add(`${key}.lora_A.weight`, [rank, shape[t][1]]);
+      add(`${key}.lora_B.weight`, [shape[t][0], rank]);
+    }
+  header.__metadata__ = { format: "pt" };
+  let h = Buffer.from(JSON.stringify(header));
+  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "adapter_model.safetensors"), Buffer.concat([len, h, ...parts]));
+  writeFileSync(join(dir, "adapter_config.json"), JSON.stringify({
+    peft_type: "LORA", task_type: "CAUSAL_LM", r: rank, lora_alpha: alpha, target_modules: targets,
+    lora_dropout: 0.0, bias: "none", fan_in_fan_out: false, use_rslora: false, base_model_name_or_path: "tiny",
+  }, null, 2));
+  return dir;
+}
+
+const metric = (text, name) => {
+  const m = text.match(new RegExp(`^${name.replace(/[{}"]/g, (c) => "\\" + c)} (\\S+)$`, "m"));
+  return m ? Number(m[1]) : NaN;
+};
+
+test("LoRA: two adapters over one base, listed, chosen by model, decoded in the same batches", async () => {
+  const sqlDir = writePeftAdapter(join(tmp, "lora-sql"), { rank: 4, alpha: 8, seed: 1,
+    targets: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] });
+  const koDir = writePeftAdapter(join(tmp, "lora-ko"), { rank: 8, alpha: 8, seed: 2, targets: ["q_proj", "v_proj", "down_proj"] });
+  const srv = await startServer("lora", ["--parallel", "6", "--ctx", "512", "--lora", `sql=${sqlDir}`,
+                                         "--lora", `ko=${koDir}:1.5`]);
+  try {
+    const c = new OpenAI({ apiKey: "x", baseURL: srv.base + "/v1", maxRetries: 0 });
+    // /v1/models: the base, then each adapter with the base as its parent (vLLM's listing)
+    const list = await c.models.list();
+    assert.deepEqual(list.data.map((m) => m.id), ["tiny", "sql", "ko"]);
+    assert.equal(list.data[1].parent, "tiny");
+    assert.equal(list.data[2].parent, "tiny");
+    assert.equal((await c.models.retrieve("ko")).root, koDir);
+    // an unknown model is OpenAI's 404 model_not_found
+    const err = await c.completions.create({ model: "nope", prompt: "x", max_tokens: 2 }).catch((e) => e);
+    assert.equal(err.status, 404);
+    assert.equal(err.code, "model_not_found");
+
+    // Greedy continuations, each request alone: the adapters change the text, and each equals
+    // `todae generate --lora` on the same prompt.
+    const prompt = "데비안 패키지는";
+    const req = (model, extra = {}) => c.completions.create({ model, prompt, max_tokens: 24, temperature: 0, ...extra });
+    const alone = {};
+    for (const m of ["tiny", "sql", "ko"]) {
+      const r = await req(m);
+      assert.equal(r.model, m);
+      alone[m] = r.choices[0].text;
+    }
+    assert.notEqual(alone.sql, alone.tiny);
+    assert.notEqual(alone.ko, alone.tiny);
+    assert.notEqual(alone.ko, alone.sql);
+    const generate = (...lora) => execFileSync(BIN, ["generate", "--model", MODEL, "--prompt", prompt, "-n", "24",
+      "--greedy", "--threads", "2", ...lora.flatMap((l) => ["--lora", l])], { encoding: "utf8" }).replace(/\n$/, "");
+    assert.equal(generate(), alone.tiny);
+    assert.equal(generate(sqlDir), alone.sql);
+    assert.equal(generate(`${koDir}:1.5`), alone.ko);
+    assert.equal(generate(`${koDir}:0`), alone.tiny);  // a multiplier of 0 is the bare base
+    // two adapters stack (their effects add): unlike either alone
+    const both = generate(sqlDir, `${koDir}:1.5`);
+    assert.notEqual(both, alone.sql);
+    assert.notEqual(both, alone.ko);
+
+    // Concurrent requests for the base and both adapters: every answer is the one it gets alone,
+    // and the server's forward passes held several adapters at once.
+    const long = {};
+    for (const m of ["tiny", "sql", "ko"]) long[m] = (await req(m, { max_tokens: 48, ignore_eos: true })).choices[0].text;
+    const before = metric((await raw(srv.port, "GET", "/metrics")).text, "todae_mixed_adapter_passes_total");
+    assert.equal(before, 0, "sequential requests never share a pass");
+    const models = ["tiny", "sql", "ko", "ko", "sql", "tiny"];
+    const outs = await Promise.all(models.map((m) => req(m, { max_tokens: 48, ignore_eos: true })));
+    outs.forEach((r, i) => assert.equal(r.choices[0].text, long[models[i]], `${models[i]} (request ${i})`));
+    const text = (await raw(srv.port, "GET", "/metrics")).text;
+    const mixed = metric(text, "todae_mixed_adapter_passes_total");
+    assert.ok(mixed >= 10, `forward passes with several adapters: ${mixed}`);
+    assert.equal(metric(text, 'todae_model_requests_total{model="sql"}'), 1 + 1 + 2);
+    assert.equal(metric(text, 'todae_model_requests_total{model="tiny"}'), 1 + 1 + 2);
+    console.log(`# 6 concurrent requests (base, sql, ko): ${mixed} forward passes mixed adapters`);
+
+    // chat with an adapter; streamed chunks name the adapter too
+    const stream = await c.chat.completions.create({ model: "ko", messages: user("안녕"), max_tokens: 6, stream: true });
+    for await (const ch of stream) assert.equal(ch.model, "ko");
+  } finally {
+    srv.proc.kill("SIGKILL");
+  }
+  // an adapter may not take the base's name
+  const bad = spawn(BIN, ["serve", "--model", MODEL, "--alias", "tiny", "--port", "0", "--lora", `tiny=${sqlDir}`],
+                    { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  bad.stderr.on("data", (d) => (log += d));
+  const code = await new Promise((r) => bad.on("exit", r));
+  assert.notEqual(code, 0);
+  assert.match(log, /tiny.*base model/);
 });
