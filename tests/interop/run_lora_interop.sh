@@ -8,7 +8,8 @@
 #          and `todae finetune merge` gives the same logits as applying the adapter.
 #   llama: a small model trained by `todae pretrain` (Llama: q/k rows in llama.cpp's RoPE order, and
 #          Qwen3), exported to GGUF, with todae's GGUF LoRA: llama.cpp's greedy text with --lora
-#          equals `todae generate --lora` (with the GGUF file and with the PEFT folder), and differs
+#          equals `todae generate --lora` (with the GGUF file and with the PEFT folder, at scales 1 and
+#          0.5), and differs
 #          from the text without the adapter (so the adapter is really applied on both sides).
 # usage: run_lora_interop.sh peft|llama TODAE DUMP_LOGITS LORA_TOOL [LLAMA_BIN_DIR]
 set -euo pipefail
@@ -71,24 +72,56 @@ JSON
     --threads 2 --no-plot >/dev/null 2>&1
   echo "  trained in $(( $(date +%s) - t0 )) s"
   prompts=("대한민국의 수도는" "리눅스 커널은" "The package" "데비안 12에서 2024년")
+  # llama.cpp's side through llama-server: its JSON answers are complete (llama-completion prints
+  # through an asynchronous log that now and then loses the end of stdout at exit), and a request's
+  # "lora" field sets the adapter's multiplier, as todae's --lora FILE:0.5 does.
+  complete() {  # complete PORT PROMPT SCALE: llama.cpp's greedy continuation (24 tokens)
+    $py - "$@" <<'PY'
+import json, sys, urllib.request
+port, prompt, scale = sys.argv[1], sys.argv[2], float(sys.argv[3])
+body = {"prompt": prompt, "n_predict": 24, "temperature": 0, "top_k": 1, "cache_prompt": False,
+        "lora": [{"id": 0, "scale": scale}]}
+req = urllib.request.Request("http://127.0.0.1:%s/completion" % port, data=json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"})
+print(prompt + json.loads(urllib.request.urlopen(req, timeout=60).read())["content"], end="")
+PY
+  }
   for arch in llama qwen3; do
-    echo "== $arch: base GGUF + todae's GGUF LoRA in llama.cpp (--lora) vs todae generate --lora =="
+    echo "== $arch: base GGUF + todae's GGUF LoRA in llama.cpp (llama-server --lora) vs todae generate --lora =="
     "$todae" convert --input "$work/$arch" --output "$work/$arch.gguf" 2>/dev/null
     "$tool" random "$work/$arch" "$work/$arch-lora" --rank 8 --alpha 16 --std 0.08 --seed 7
-    differs=0
-    for p in "${prompts[@]}"; do
-      want=$("$bin/llama-completion" -m "$work/$arch.gguf" --lora "$work/$arch-lora/lora.gguf" -p "$p" -n 24 \
-             --temp 0 -no-cnv --no-warmup --simple-io -t 2 2>/dev/null </dev/null)
-      want=${want% \[end of text\]}  # llama-completion's marker for an end-of-generation token
-      for a in lora.gguf peft; do
-        got=$p$("$todae" generate --model "$work/$arch.gguf" --lora "$work/$arch-lora/$a" --prompt "$p" -n 24 --greedy \
-                --kv-type f32 2>/dev/null)
-        check "$arch --lora $a '$p'" "$(trim "$want")" "$(trim "$got")"
-      done
-      base=$p$("$todae" generate --model "$work/$arch.gguf" --prompt "$p" -n 24 --greedy --kv-type f32 2>/dev/null)
-      [[ "$(trim "$base")" != "$(trim "$want")" ]] && differs=$((differs + 1))
+    port=$($py -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$bin/llama-server" -m "$work/$arch.gguf" --lora "$work/$arch-lora/lora.gguf" --port "$port" --host 127.0.0.1 \
+      -t 2 -c 256 -np 1 --no-warmup >"$work/server.log" 2>&1 &
+    server=$!
+    for _ in $(seq 120); do
+      $py -c 'import sys, urllib.request; urllib.request.urlopen("http://127.0.0.1:%s/health" % sys.argv[1], timeout=1)' "$port" \
+        2>/dev/null && break
+      kill -0 $server 2>/dev/null || { tail -5 "$work/server.log"; break; }
+      sleep 0.5
     done
+    differs=0 half_differs=0
+    for p in "${prompts[@]}"; do
+      full=
+      for scale in 1 0.5; do
+        want=$(complete "$port" "$p" "$scale") || want="(llama-server failed)"
+        for a in lora.gguf peft; do
+          got=$p$("$todae" generate --model "$work/$arch.gguf" --lora "$work/$arch-lora/$a:$scale" --prompt "$p" -n 24 \
+                  --greedy --kv-type f32 2>/dev/null)
+          check "$arch --lora $a:$scale '$p'" "$(trim "$want")" "$(trim "$got")"
+        done
+        [[ $scale == 0.5 && "$want" != "$full" ]] && half_differs=$((half_differs + 1))
+        if [[ $scale == 1 ]]; then
+          full=$want
+          base=$p$("$todae" generate --model "$work/$arch.gguf" --prompt "$p" -n 24 --greedy --kv-type f32 2>/dev/null)
+          [[ "$(trim "$base")" != "$(trim "$want")" ]] && differs=$((differs + 1))
+        fi
+      done
+    done
+    kill $server 2>/dev/null; wait $server 2>/dev/null || true
     check "$arch: the adapter changes the greedy text ($differs of ${#prompts[@]} prompts)" yes "$( ((differs > 0)) && echo yes || echo no)"
+    check "$arch: scale 0.5 gives another text than 1 ($half_differs of ${#prompts[@]} prompts)" yes \
+      "$( ((half_differs > 0)) && echo yes || echo no)"
   done
 else
   echo "usage: run_lora_interop.sh peft|llama TODAE DUMP_LOGITS LORA_TOOL [LLAMA_BIN_DIR]" >&2
