@@ -49,37 +49,9 @@ std::string kind(const ojson& j) {
   bad(where, field, cat("expected ", want, ", got ", kind(got)));
 }
 
-// Length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, surrogates or code points
-// above U+10FFFF), or 0.
-size_t utf8_len(std::string_view s, size_t i) {
-  auto c = static_cast<unsigned char>(s[i]);
-  if (c < 0x80) return 1;
-  size_t n;
-  unsigned char lo = 0x80, hi = 0xBF;
-  if (c >= 0xC2 && c <= 0xDF) {
-    n = 1;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    n = 2;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    n = 3;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (s.size() - i <= n) return 0;
-  for (size_t k = 1; k <= n; ++k) {
-    auto b = static_cast<unsigned char>(s[i + k]);
-    if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return 0;
-  }
-  return n + 1;
-}
-
 size_t first_invalid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
-    size_t n = utf8_len(s, i);
+    size_t n = utf8_sequence_length(s, i);
     if (!n) return i;
     i += n;
   }
@@ -116,7 +88,7 @@ bool find_mark(const ojson& j, const std::string& path, std::string* out) {
 [[noreturn]] void bad_utf8(const std::string& where, std::string_view line, size_t at) {
   std::string fixed;
   for (size_t i = 0; i < line.size();) {
-    size_t n = utf8_len(line, i);
+    size_t n = utf8_sequence_length(line, i);
     if (n) {
       fixed.append(line.substr(i, n));
       i += n;

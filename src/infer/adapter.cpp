@@ -464,17 +464,6 @@ bool parse_gguf_key(std::string_view name, int* layer, int* target, bool* is_b) 
   return false;
 }
 
-bool float_type(GgmlType g, WType* out) {
-  switch (g) {
-    case GgmlType::F32: *out = WType::F32; return true;
-    case GgmlType::F16: *out = WType::F16; return true;
-    case GgmlType::BF16: *out = WType::BF16; return true;
-    case GgmlType::Q8_0: *out = WType::Q8_0; return true;
-    case GgmlType::Q4_0: *out = WType::Q4_0; return true;
-    default: return false;
-  }
-}
-
 // The row permutation of lora_b for target t in a "llama" GGUF: the head count, or 0.
 int llama_heads(const ModelConfig& c, int t) {
   if (c.model_type() != "llama") return 0;
@@ -514,7 +503,7 @@ Lora load_gguf_lora(const std::string& path, const ModelConfig& base, float scal
     slot = &t;
     masks[size_t(layer)] |= 1u << target;
     WType wt;
-    if (!float_type(t.type, &wt))
+    if (!wtype_from_ggml(t.type, &wt))
       fail(path, ": tensor '", t.name, "' has type ", ggml_type_name(t.type), " (F32, F16, BF16, Q8_0 or Q4_0 expected)");
     int in, out;
     lora_target_shape(base, target, &in, &out);
@@ -562,8 +551,8 @@ Lora load_gguf_lora(const std::string& path, const ModelConfig& base, float scal
       if (!s.on) continue;
       const Found& fd = found[size_t(l)][size_t(t)];
       WType wa, wb;
-      float_type(fd.a->type, &wa);
-      float_type(fd.b->type, &wb);
+      wtype_from_ggml(fd.a->type, &wa);
+      wtype_from_ggml(fd.b->type, &wb);
       // rows of A [r, in] and B [out, r], each row one GGUF row
       const uint8_t* pa = f->data(*fd.a);
       const size_t rba = wtype_row_bytes(wa, s.in);

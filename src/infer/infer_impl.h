@@ -14,6 +14,8 @@ void finish_model(InferModel& m, const LoadOptions& opt);
 void load_tokenizer_files(InferModel& m, const std::string& dir);
 
 GgmlType ggml_from_wtype(WType t);
+// The WType of a GGUF tensor type todae multiplies with; false for any other.
+bool wtype_from_ggml(GgmlType g, WType* out);
 // llama.cpp's q/k row order for architecture "llama" (interleaved RoPE pairs) and back.
 void rows_from_gguf_llama(const uint8_t* in, uint8_t* out, int heads, int D, size_t row_bytes);
 void rows_to_gguf_llama(const uint8_t* in, uint8_t* out, int heads, int D, size_t row_bytes);

@@ -231,7 +231,7 @@ static InferModel load_hf(const std::string& path, const LoadOptions& opt) {
 
 // ---- GGUF ---------------------------------------------------------------------------------------
 
-static bool wtype_from_ggml(GgmlType g, WType* out) {
+bool wtype_from_ggml(GgmlType g, WType* out) {
   switch (g) {
     case GgmlType::F32: *out = WType::F32; return true;
     case GgmlType::F16: *out = WType::F16; return true;

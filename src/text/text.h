@@ -50,6 +50,9 @@ std::vector<int32_t> encode_parallel(const Tokenizer& tok, std::string_view text
                                      int threads = 0);
 // Replaces invalid UTF-8 with U+FFFD exactly as JavaScript's TextDecoder does.
 std::string replace_invalid_utf8(std::string_view text);
+// Length in bytes of the valid UTF-8 sequence at text[i] (RFC 3629: no overlongs, surrogates or
+// code points above U+10FFFF), or 0 when the bytes there are not one.
+int utf8_sequence_length(std::string_view text, size_t i);
 size_t count_chars(std::string_view text);
 std::string nfc_normalize(std::string_view text);  // invalid bytes pass through  // code points; each invalid byte counts as one
 

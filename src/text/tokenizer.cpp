@@ -572,6 +572,10 @@ std::string decode(const Tokenizer& tok, std::span<const int32_t> ids, bool skip
 namespace todae {
 
 std::string replace_invalid_utf8(std::string_view text) { return unicode::replace_invalid(text); }
+int utf8_sequence_length(std::string_view text, size_t i) {
+  uint32_t cp;
+  return unicode::decode(text, i, &cp);
+}
 std::string nfc_normalize(std::string_view text) { return unicode::nfc(text); }
 
 size_t count_chars(std::string_view text) {

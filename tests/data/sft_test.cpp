@@ -456,7 +456,9 @@ std::map<std::pair<int, int>, int> check_batches(const std::vector<SftExample>& 
     EXPECT_GE(b.B, 1);
     EXPECT_LE(b.T, max_length);
     EXPECT_TRUE(b.T % 8 == 0 || b.T == max_length) << b.T;
-    if (b.B > 1) EXPECT_LE(int64_t(b.B) * b.T, batch_tokens);
+    if (b.B > 1) {
+      EXPECT_LE(int64_t(b.B) * b.T, batch_tokens);
+    }
     EXPECT_EQ(b.inputs.size(), size_t(b.B) * size_t(b.T));
     EXPECT_EQ(b.targets.size(), b.inputs.size());
     EXPECT_EQ(b.docs.size(), packed ? size_t(b.B) : 0u);

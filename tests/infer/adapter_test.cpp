@@ -18,6 +18,7 @@
 #include "formats/gguf.h"
 #include "infer/infer.h"
 #include "infer/infer_impl.h"
+#include "infer/infer_test_util.h"
 #include "model/lora.h"
 #include "model/model.h"
 
@@ -27,29 +28,9 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  std::string d = (fs::temp_directory_path() / cat("todae_adapter_", name, "_", ::getpid())).string();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+std::string temp_dir(const std::string& name) { return test::fresh_temp_dir("todae_adapter", name); }
 
-ModelConfig tiny(const std::string& arch) {
-  ModelConfig c;
-  c.architecture = arch == "qwen3" ? "Qwen3ForCausalLM" : arch == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-  c.attention_bias = arch == "qwen2";
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 300;
-  c.max_position_embeddings = 128;
-  c.rms_norm_eps = 1e-5;
-  c.validate();
-  return c;
-}
+ModelConfig tiny(const std::string& arch) { return test::lora_test_config(arch); }
 
 // A random base model (Llama or Qwen3) as a Hugging Face folder.
 std::string write_base(const ModelConfig& c, const std::string& dir) {

@@ -12,6 +12,7 @@
 #include "formats/gguf.h"
 #include "infer/infer.h"
 #include "infer/infer_impl.h"
+#include "infer/infer_test_util.h"
 #include "model/model.h"
 
 using namespace todae;
@@ -19,12 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  std::string d = (fs::temp_directory_path() / cat("todae_infer_", name, "_", ::getpid())).string();
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+std::string temp_dir(const std::string& name) { return test::fresh_temp_dir("todae_infer", name); }
 
 ModelConfig tiny_config(bool qwen3, int kv_heads = 2) {
   ModelConfig c;

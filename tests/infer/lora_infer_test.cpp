@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "formats/formats.h"
 #include "infer/infer.h"
+#include "infer/infer_test_util.h"
 #include "model/lora.h"
 #include "model/model.h"
 
@@ -19,22 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ModelConfig lora_test_config(const std::string& arch) {
-  ModelConfig c;
-  c.architecture = arch == "qwen3" ? "Qwen3ForCausalLM" : arch == "qwen2" ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-  c.attention_bias = arch == "qwen2";
-  c.hidden_size = 64;
-  c.intermediate_size = 96;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 16;
-  c.vocab_size = 300;
-  c.max_position_embeddings = 128;
-  c.rms_norm_eps = 1e-5;
-  c.validate();
-  return c;
-}
+using test::lora_test_config;
 
 // A random training model: Normal weights, norms and biases away from 1 / 0 so a misplaced term shows.
 Model random_model(const ModelConfig& c) {
