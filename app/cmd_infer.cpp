@@ -76,24 +76,6 @@ struct ModelArgs {
                   "LoRA adapter, applied unmerged: a PEFT folder or a GGUF LoRA file, optionally with a "
                   "multiplier (DIR:0.5). Repeatable: several adapters add up, as PEFT's active adapters do");
   }
-  // Loads the --lora adapters into m; returns the adapter id generation uses (0: none). Several are
-  // stacked into one adapter (their ranks concatenated): exact, and the base stays as loaded.
-  int load_adapters(InferModel& m) const {
-    if (loras.empty()) return 0;
-    if (loras.size() == 1) return add_adapter(m, parse_lora_arg(loras[0]));
-    std::vector<Lora> each;
-    std::string name;
-    for (const std::string& s : loras) {
-      const LoraArg a = parse_lora_arg(s);
-      each.push_back(load_lora(a.path, m.config, a.scale));
-      name += (name.empty() ? "" : "+") + a.name;
-    }
-    std::vector<const Lora*> ptrs;
-    for (const Lora& l : each) ptrs.push_back(&l);
-    m.adapters.push_back(std::make_shared<const Lora>(stack_loras(ptrs, m.config)));
-    m.adapter_names.push_back(name);
-    return int(m.adapters.size());
-  }
   WType parse_type(const std::string& s, const char* what) const {
     WType t;
     if (!parse_wtype(s.c_str(), &t)) fail(what, " '", s, "' is not one of f32, f16, bf16, q8_0, q4_0");
@@ -127,7 +109,7 @@ struct GenerateArgs {
 void run_generate(GenerateArgs& a) {
   if (a.max_tokens < 0) fail("--max-tokens must be >= 0");
   InferModel m = a.model.load();
-  const int adapter = a.model.load_adapters(m);
+  const int adapter = add_adapters(m, a.model.loras);
   if (!m.has_tokenizer) fail(a.model.model, ": has no tokenizer (tokenizer.json), so it cannot read a prompt");
   std::string text = a.prompt;
   if (!a.prompt_file.empty()) text = read_file(a.prompt_file);
@@ -220,7 +202,7 @@ std::string plain_template() {
 
 void run_chat(ChatArgs& a) {
   InferModel m = a.model.load();
-  const int adapter = a.model.load_adapters(m);
+  const int adapter = add_adapters(m, a.model.loras);
   if (!m.has_tokenizer) fail(a.model.model, ": has no tokenizer (tokenizer.json)");
   const bool interactive = isatty(STDIN_FILENO);
   const std::string tmpl_text = m.chat_template.empty() ? plain_template() : m.chat_template;

@@ -711,6 +711,23 @@ int add_adapter(InferModel& m, const LoraArg& arg) {
   return int(m.adapters.size());
 }
 
+int add_adapters(InferModel& m, const std::vector<std::string>& lora_args) {
+  if (lora_args.empty()) return 0;
+  if (lora_args.size() == 1) return add_adapter(m, parse_lora_arg(lora_args[0]));
+  std::vector<Lora> each;
+  std::string name;
+  for (const std::string& s : lora_args) {
+    const LoraArg a = parse_lora_arg(s);
+    each.push_back(load_lora(a.path, m.config, a.scale));
+    name += (name.empty() ? "" : "+") + a.name;
+  }
+  std::vector<const Lora*> ptrs;
+  for (const Lora& l : each) ptrs.push_back(&l);
+  m.adapters.push_back(std::make_shared<const Lora>(stack_loras(ptrs, m.config)));
+  m.adapter_names.push_back(name);
+  return int(m.adapters.size());
+}
+
 void merge_lora(InferModel& m, const Lora& lora) {
   check_against_base(lora, m.config, "merge");
   // each adapted matrix becomes an owned f32 copy (any type loads), then W += scale·B·A; the slots

@@ -233,6 +233,9 @@ struct LoraArg {
 LoraArg parse_lora_arg(std::string_view arg);
 // Loads and appends to m.adapters; returns its adapter id (>= 1).
 int add_adapter(InferModel& m, const LoraArg& arg);
+// The `--lora` flags of generate/chat/eval: none -> 0; one -> add_adapter; several -> their sum,
+// stacked into one adapter (stack_loras: exact, the base stays as loaded). Returns the adapter id.
+int add_adapters(InferModel& m, const std::vector<std::string>& lora_args);
 // W += scale·B·A into the base: layer matrices become owned f32 copies first (any type loads).
 void merge_lora(InferModel& m, const Lora& lora);
 // One adapter that computes the sum of several (`--lora A --lora B`, as PEFT's several active

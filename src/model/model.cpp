@@ -637,7 +637,7 @@ void split_tokens(Activations& a, const int32_t* tokens, int B, int T) {
 float forward_backward(Model& m, const int32_t* inputs, const int32_t* targets, int B, int T,
                        float grad_scale, const TrainOptions& opt) {
   const ModelConfig& c = m.config;
-  const int L = c.num_hidden_layers, N = B * T, C = c.hidden_size, V = c.vocab_size;
+  const int L = c.num_hidden_layers, N = B * T, C = c.hidden_size;
   if (!m.qlayers.empty() && !m.frozen) fail("a model with quantized matrices can only train adapters (frozen)");
   forward_body(m, inputs, B, T, !opt.recompute, opt.bf16, opt.packing);
   prepare_backward(m);

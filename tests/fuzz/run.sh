@@ -5,7 +5,8 @@ build=${1:-build-fuzz}
 secs=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 for t in fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja \
-    fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config fuzz_adapter_config fuzz_sft_jsonl; do
+    fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config fuzz_adapter_config fuzz_sft_jsonl \
+    fuzz_task_yaml fuzz_eval_dataset; do
   seeds="$here/corpus/${t#fuzz_}"
   work=$(mktemp -d)
   cp -r "$seeds/." "$work/" 2>/dev/null || true
