@@ -11,6 +11,7 @@
 
 #include "app/commands.h"
 #include "base/base.h"
+#include "eval/eval.h"
 #include "train/finetune.h"
 
 namespace todae::cli {
@@ -54,6 +55,11 @@ void run(FinetuneArgs& a) {
   if (a.no_plot) c.plot = false;
   if (c.model.empty() || c.data.empty() || c.out.empty())
     fail("finetune: give --model PATH --data FILE.jsonl --out DIR (or --config finetune.json)");
+  if (!c.eval_tasks.empty()) {
+    // Benchmarks at every evaluation step (LoRA: base + the current adapter, unmerged): src/eval's
+    // hook, its tasks and data checked here, before the base is loaded.
+    c.on_eval = eval::train_eval_hook_of(c);
+  }
   int rc = run_finetune(std::move(c));
   if (rc != 0) std::exit(rc);
 }
@@ -101,6 +107,11 @@ void add_finetune_commands(CLI::App& app) {
   opt("--eval-interval", v.eval_interval, &FinetuneConfig::eval_interval, "Steps between validations (default steps/10)");
   opt("--save-interval", v.save_interval, &FinetuneConfig::save_interval, "Steps between checkpoints (default steps/10)");
   opt("--keep-last", v.keep_last, &FinetuneConfig::keep_last, "Checkpoints kept (default 2)");
+  opt("--eval-tasks", v.eval_tasks, &FinetuneConfig::eval_tasks,
+      "Benchmark tasks scored at every evaluation into metrics.jsonl (eval/TASK/METRIC), as `todae eval --tasks`");
+  opt("--eval-limit", v.eval_limit, &FinetuneConfig::eval_limit, "Documents per eval task (default: all)");
+  opt("--eval-data-dir", v.eval_data_dir, &FinetuneConfig::eval_data_dir, "Data folder of the eval tasks (as `todae eval --data-dir`)");
+  opt("--eval-text", v.eval_text, &FinetuneConfig::eval_text, "Text file scored by the bpb eval task (repeatable)");
   p->add_flag("--resume", v.resume, "Continue from the latest checkpoint in --out (bit-exact)");
   p->add_flag("--no-plot", a.no_plot, "Skip the loss-curve PNG");
   p->callback([] { run(a); });

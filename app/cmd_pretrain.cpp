@@ -2,10 +2,12 @@
 //
 //   todae pretrain --config train.json [flags]           full control (flags override the file)
 //   todae pretrain --preset tiny|S|M --data SHARDS --out RUN [--steps N] [--bf16] [--threads N] [--resume]
+//                  [--eval-tasks NAME,...|FILE.yaml [--eval-limit N] [--eval-data-dir DIR] [--eval-text FILE]...]
 #include <cstdlib>
 
 #include "app/commands.h"
 #include "base/base.h"
+#include "eval/eval.h"
 #include "train/trainer.h"
 
 namespace todae::cli {
@@ -23,6 +25,9 @@ struct PretrainArgs {
   long long seed = -1;
   bool bf16 = false, recompute = false, resume = false, no_plot = false;
   std::vector<std::string> prompts;
+  std::string eval_tasks, eval_data_dir;
+  int eval_limit = -2;  // -2: not given
+  std::vector<std::string> eval_text;
 };
 
 void run(PretrainArgs& a) {
@@ -59,6 +64,15 @@ void run(PretrainArgs& a) {
   if (a.resume) c.resume = true;
   if (a.no_plot) c.plot = false;
   if (!a.prompts.empty()) c.prompts = a.prompts;
+  if (!a.eval_tasks.empty()) c.eval_tasks = a.eval_tasks;
+  if (!a.eval_data_dir.empty()) c.eval_data_dir = a.eval_data_dir;
+  if (a.eval_limit != -2) c.eval_limit = a.eval_limit;
+  if (!a.eval_text.empty()) c.eval_text = a.eval_text;
+  if (!c.eval_tasks.empty()) {
+    // Benchmarks at every evaluation step: src/eval's hook on the training weights (src/train
+    // only calls it), its tasks and data checked here, before any training.
+    c.on_eval = eval::train_eval_hook_of(c);
+  }
   if (c.preset.empty() && c.model_path.empty() && c.model_config.is_null())
     fail("pretrain: give --preset tiny|S|M, --model config.json, or --config train.json");
   int rc = run_pretrain(std::move(c));
@@ -88,6 +102,11 @@ void add_pretrain_commands(CLI::App& app) {
   p->add_option("--seed", a.seed, "Seed of the init and the data order (default 1234)");
   p->add_option("--threads", a.threads, "Kernel threads per process (default: cores / ranks on this node)");
   p->add_option("--prompt", a.prompts, "Prompt for the greedy samples at each evaluation (repeatable)");
+  p->add_option("--eval-tasks", a.eval_tasks,
+                "Benchmark tasks scored at every evaluation into metrics.jsonl (eval/TASK/METRIC), as `todae eval --tasks`");
+  p->add_option("--eval-limit", a.eval_limit, "Documents per eval task (default: all)");
+  p->add_option("--eval-data-dir", a.eval_data_dir, "Data folder of the eval tasks (as `todae eval --data-dir`)");
+  p->add_option("--eval-text", a.eval_text, "Text file scored by the bpb eval task (repeatable)");
   p->add_flag("--bf16", a.bf16, "bf16 mixed precision for matmuls (f32 master weights)");
   p->add_flag("--recompute", a.recompute, "Recompute activations in the backward pass (less memory)");
   p->add_flag("--resume", a.resume, "Continue from the latest checkpoint in --out (bit-exact)");

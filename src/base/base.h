@@ -33,6 +33,13 @@ template <typename... Args>
 // Text from a file, safe to quote in a one-line message: control bytes, quotes, backslashes and
 // bytes that are not valid UTF-8 become \xNN; cut after max_bytes (the length is then said).
 std::string printable(std::string_view s, size_t max_bytes = 200);
+// Standard base64 (RFC 4648, with padding): data: URIs of embedded PNGs, OpenAI's base64 embeddings.
+std::string base64_encode(std::string_view bytes);
+// Runs `gnuplot SCRIPT` without a shell: -1 when it cannot start (*err says why), else its exit
+// status with *err its stderr. src/base/gnuplot.cpp.
+int run_gnuplot(const std::string& script, std::string* err);
+// A string literal of gnuplot's single-quoted kind (' doubled).
+std::string gnuplot_quote(const std::string& s);
 
 // ---- files ------------------------------------------------------------------------------------
 std::string read_file(const std::string& path);

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "eval/eval.h"
+
 namespace todae::eval {
 
 // Python str semantics on UTF-8: code points (an invalid byte is one code point of its own).
@@ -30,5 +32,10 @@ struct Regex {
   std::string substitute(std::string_view s, const std::string& replacement) const;  // "\1" references
 };
 const Regex& cached_regex(const std::string& pattern, const std::string& what);
+
+// Tool-calling tasks (tool_task.cpp): a document's prompt (messages, functions, possible answer;
+// errors name file:line and the column), and the sample of the model's reply, scored.
+Prompt tool_prompt(const TaskConfig& t, const Doc& d);
+nlohmann::ordered_json tool_sample(EvalModel& model, const TaskConfig& t, const Prompt& p);
 
 }  // namespace todae::eval

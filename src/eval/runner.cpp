@@ -3,11 +3,15 @@
 // is made, so an interrupted run keeps what it did) -> aggregated metrics with standard errors.
 // Aggregation reads only the sample records, so samples reused by --resume count exactly like
 // new ones.
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "base/base.h"
 #include "base/energy.h"
@@ -246,7 +250,9 @@ PreparedTask prepare_task(const TaskConfig& t, const RunOptions& o) {
     td->docs = std::move(keep);
   }
   if (o.limit >= 0 && size_t(o.limit) < td->docs.size()) td->docs.resize(size_t(o.limit));
-  td->shots = o.shots >= 0 ? o.shots : t.num_fewshot;
+  td->shots = t.tool_call ? 0 : o.shots >= 0 ? o.shots : t.num_fewshot;  // tool calls: zero-shot, as BFCL
+  if (t.tool_call)
+    for (const Doc& d : td->docs) tool_prompt(t, d);  // every document's messages, tools and answer checked up front
   if (td->shots > 0) {
     const std::string fs_split = !t.fewshot_split.empty()     ? t.fewshot_split
                                  : !t.training_split.empty()  ? t.training_split
@@ -267,6 +273,7 @@ PreparedTask prepare_task(const TaskConfig& t, const RunOptions& o) {
 Prompt PreparedTask::prompt(size_t i) const {
   const TaskData& td = *data;
   const Doc& d = td.docs[i];
+  if (td.t.tool_call) return tool_prompt(td.t, d);
   Prompt p;
   const bool mc = td.t.output_type == OutputType::MultipleChoice;
   if (mc) p.choices = choices_of(td, d);
@@ -308,7 +315,9 @@ std::vector<MetricSpec> metrics_of(const TaskConfig& t) {
   switch (t.output_type) {
     case OutputType::MultipleChoice: names = {"acc", "acc_norm"}; break;
     case OutputType::Loglikelihood: names = {"perplexity", "acc"}; break;
-    case OutputType::GenerateUntil: names = {"exact_match"}; break;
+    case OutputType::GenerateUntil:
+      names = t.tool_call ? std::vector<std::string>{"tool_call_acc", "tool_name_acc"} : std::vector<std::string>{"exact_match"};
+      break;
     case OutputType::LoglikelihoodRolling: names = {"word_perplexity", "byte_perplexity", "bits_per_byte"}; break;
   }
   std::vector<MetricSpec> out;
@@ -352,13 +361,22 @@ ExactMatchOptions em_options(const MetricSpec& m) {
 
 size_t utf8_bytes(const std::string& s) { return s.size(); }
 
+// The log-likelihood request of a multiple-choice or loglikelihood document.
+EvalModel::LoglikRequest loglik_request(const TaskConfig& t, const Prompt& p) {
+  EvalModel::LoglikRequest q{p.context, {}};
+  if (t.output_type == OutputType::MultipleChoice)
+    for (const std::string& c : p.choices) q.continuations.push_back(t.target_delimiter + c);
+  else
+    q.continuations = {t.target_delimiter + p.target};
+  return q;
+}
+
 ojson make_sample(EvalModel& model, const TaskConfig& t, const Prompt& p, size_t i, const std::string& where) {
   ojson s = {{"doc_id", i}, {"where", where}, {"prompt", p.context}, {"target", p.target}};
   switch (t.output_type) {
     case OutputType::MultipleChoice: {
-      std::vector<std::string> conts;
-      for (const std::string& c : p.choices) conts.push_back(t.target_delimiter + c);
-      std::vector<LogLik> ll = model.loglikelihood(p.context, conts);
+      const EvalModel::LoglikRequest q = loglik_request(t, p);
+      std::vector<LogLik> ll = model.loglikelihood(q.context, q.continuations);
       ojson lls = ojson::array(), greedy = ojson::array();
       int best = 0, best_norm = 0;
       for (size_t k = 0; k < ll.size(); k++) {
@@ -380,13 +398,18 @@ ojson make_sample(EvalModel& model, const TaskConfig& t, const Prompt& p, size_t
       break;
     }
     case OutputType::Loglikelihood: {
-      std::vector<LogLik> ll = model.loglikelihood(p.context, {t.target_delimiter + p.target});
+      const EvalModel::LoglikRequest q = loglik_request(t, p);
+      std::vector<LogLik> ll = model.loglikelihood(q.context, q.continuations);
       s["loglikelihood"] = ll[0].logprob;
       s["greedy"] = ll[0].greedy;
       s["metrics"] = {{"perplexity", ll[0].logprob}, {"acc", ll[0].greedy ? 1.0 : 0.0}};
       break;
     }
     case OutputType::GenerateUntil: {
+      if (t.tool_call) {
+        s.update(tool_sample(model, t, p));
+        break;
+      }
       const std::vector<std::string> until = t.until_given ? t.until : std::vector<std::string>{t.fewshot_delimiter};
       const std::string out = model.generate_until(p.context, until, t.max_gen_toks);
       s["prediction"] = out;
@@ -426,7 +449,7 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
   const int boot = 100;  // lm-eval's resamples for corpus-level metrics
   for (const MetricSpec& m : metrics_of(t)) {
     const std::string& name = m.metric;
-    if (name == "acc" || name == "acc_norm" || (name == "exact_match")) {
+    if (name == "acc" || name == "acc_norm" || name == "exact_match" || name == "tool_call_acc" || name == "tool_name_acc") {
       // per-sample values: every key starting with the metric name ("exact_match,extract")
       std::map<std::string, std::vector<double>> by_key;
       for (const ojson& s : samples)
@@ -512,8 +535,11 @@ ojson config_json(const TaskConfig& t, const PreparedTask& p, const RunOptions& 
              {"limit", o.limit},
              {"target_delimiter", t.target_delimiter},
              {"fewshot_delimiter", t.fewshot_delimiter}};
+  if (t.tool_call) c["tool_call"] = true;
   if (t.output_type == OutputType::GenerateUntil) {
-    c["until"] = t.until_given ? t.until : std::vector<std::string>{t.fewshot_delimiter};
+    c["until"] = t.until_given ? t.until
+                 : t.tool_call   ? std::vector<std::string>{}  // tool calls end with the turn
+                                 : std::vector<std::string>{t.fewshot_delimiter};
     c["max_gen_toks"] = t.max_gen_toks;
   }
   ojson ms = ojson::array();
@@ -561,20 +587,69 @@ TaskResult run_task(EvalModel& model, const TaskConfig& t, const RunOptions& o) 
     if (!out) fail(path, ": cannot write");
   }
   Progress prog(t.task, p.size(), "docs");
-  try {
-    for (size_t i = 0; i < p.size(); i++) {
-      if (!todo[i]) {
-        samples.push_back(old[i]);
-      } else {
-        ojson s = make_sample(model, t, prompts[i], i, p.data->docs[i].where);
-        if (out) {
-          const std::string line = s.dump() + "\n";
-          if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0)
-            fail(path, ": write failed (disk full?)");
-        }
-        samples.push_back(std::move(s));
-      }
+  // Every sample is appended the moment it is made, so a failure part way (an endpoint that went
+  // down) keeps all finished ones for --resume. A model with concurrency() > 1 gets that many
+  // documents at once, each on its own thread; their lines land in the order they finish.
+  samples.resize(p.size());
+  std::vector<size_t> work;
+  for (size_t i = 0; i < p.size(); i++) {
+    if (todo[i]) {
+      work.push_back(i);
+    } else {
+      samples[i] = old[i];
       prog.add(1);
+    }
+  }
+  std::mutex mu;
+  auto finished = [&](size_t i, ojson s) {  // under mu
+    if (out) {
+      const std::string line = s.dump() + "\n";
+      if (std::fwrite(line.data(), 1, line.size(), out) != line.size() || std::fflush(out) != 0)
+        fail(path, ": write failed (disk full?)");
+    }
+    samples[i] = std::move(s);
+    prog.add(1);
+  };
+  const size_t threads = std::min(work.size(), size_t(std::max(1, model.concurrency())));
+  try {
+    if (threads <= 1) {
+      // Log-likelihood documents: a model that reads several questions in one pass gets the next
+      // ones ahead (prefetch), then every sample is made as usual.
+      const bool ll = t.output_type == OutputType::MultipleChoice || t.output_type == OutputType::Loglikelihood;
+      const size_t group = ll ? size_t(std::max(1, model.batch_questions())) : 1;
+      for (size_t w = 0; w < work.size(); w++) {
+        if (group > 1 && w % group == 0) {
+          std::vector<EvalModel::LoglikRequest> ahead;
+          for (size_t k = w; k < std::min(work.size(), w + group); k++) ahead.push_back(loglik_request(t, prompts[work[k]]));
+          model.prefetch_loglikelihood(ahead);
+        }
+        const size_t i = work[w];
+        finished(i, make_sample(model, t, prompts[i], i, p.data->docs[i].where));
+      }
+    } else {
+      std::atomic<size_t> next{0};
+      std::atomic<bool> stop{false};
+      std::exception_ptr error;
+      std::vector<std::thread> pool;
+      for (size_t k = 0; k < threads; k++)
+        pool.emplace_back([&] {
+          while (!stop) {
+            const size_t w = next++;
+            if (w >= work.size()) return;
+            const size_t i = work[w];
+            try {
+              ojson s = make_sample(model, t, prompts[i], i, p.data->docs[i].where);
+              std::lock_guard lock(mu);
+              finished(i, std::move(s));
+            } catch (...) {  // the first failure stops new documents; those in flight finish
+              std::lock_guard lock(mu);
+              if (!error) error = std::current_exception();
+              stop = true;
+            }
+          }
+        });
+      for (std::thread& th : pool) th.join();
+      if (error) std::rethrow_exception(error);
     }
   } catch (...) {
     if (out) std::fclose(out);

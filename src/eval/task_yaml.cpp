@@ -138,7 +138,8 @@ DocField doc_field(const Key& k, const std::string& name) {
 
 const std::set<std::string>& known_metrics() {
   static const std::set<std::string> m = {"acc", "acc_norm", "exact_match", "chrf", "chrf++", "bleu", "perplexity",
-                                          "word_perplexity", "byte_perplexity", "bits_per_byte"};
+                                          "word_perplexity", "byte_perplexity", "bits_per_byte", "tool_call_acc",
+                                          "tool_name_acc"};
   return m;
 }
 
@@ -187,6 +188,9 @@ TaskConfig parse_keys(std::string_view yaml, const std::string& source, const In
       t.num_fewshot = int(v);
     } else if (name == "doc_filter") t.doc_filter = str(k, name);
     else if (name == "required_columns") t.required_columns = str_list(k, name);
+    else if (name == "tool_call") t.tool_call = boolean(k, name);
+    else if (name == "doc_to_messages") t.messages_field = str(k, name);
+    else if (name == "doc_to_tools") t.tools_field = str(k, name);
     else if (name == "process_docs" || name == "process_results" || name == "custom_dataset" || name == "doc_to_image")
       bad(k, name, "is Python code, which todae does not run; express it with doc_to_text/doc_to_choice templates");
     else if (name == "repeats") {
@@ -204,7 +208,8 @@ TaskConfig parse_keys(std::string_view yaml, const std::string& source, const In
     else if (s == "generate_until") t.output_type = OutputType::GenerateUntil;
     else if (s == "loglikelihood") t.output_type = OutputType::Loglikelihood;
     else if (s == "loglikelihood_rolling") t.output_type = OutputType::LoglikelihoodRolling;
-    else bad(it->second, "output_type", cat("'", printable(s), "' is not multiple_choice, generate_until, loglikelihood or loglikelihood_rolling"));
+    else if (s == "tool_call") t.output_type = OutputType::GenerateUntil, t.tool_call = true;  // todae's
+    else bad(it->second, "output_type", cat("'", printable(s), "' is not multiple_choice, generate_until, loglikelihood, loglikelihood_rolling or tool_call"));
   } else {
     t.output_type = OutputType::GenerateUntil;  // lm-eval's default
   }
@@ -309,7 +314,10 @@ TaskConfig parse_keys(std::string_view yaml, const std::string& source, const In
   }
 
   // What each output type needs.
-  if (t.doc_to_text.kind == DocField::None && t.output_type != OutputType::LoglikelihoodRolling)
+  if (t.tool_call && t.output_type != OutputType::GenerateUntil)
+    fail(source, ": tool_call: needs output_type generate_until (or output_type: tool_call)");
+  if (t.tool_call && t.doc_to_target.kind == DocField::None) t.doc_to_target = {DocField::Text, "ground_truth", 0, {}};
+  if (t.doc_to_text.kind == DocField::None && t.output_type != OutputType::LoglikelihoodRolling && !t.tool_call)
     fail(source, ": doc_to_text: missing");
   if (t.output_type == OutputType::MultipleChoice && t.doc_to_choice.kind == DocField::None)
     fail(source, ": doc_to_choice: missing (multiple_choice needs the choices)");
@@ -319,6 +327,10 @@ TaskConfig parse_keys(std::string_view yaml, const std::string& source, const In
     const bool mc = m.metric == "acc" || m.metric == "acc_norm";
     const bool gen = m.metric == "exact_match" || m.metric == "chrf" || m.metric == "chrf++" || m.metric == "bleu";
     const bool roll = m.metric == "word_perplexity" || m.metric == "byte_perplexity" || m.metric == "bits_per_byte";
+    const bool tool = m.metric == "tool_call_acc" || m.metric == "tool_name_acc";
+    if (tool != t.tool_call)
+      fail(source, ": metric_list: metric '", m.metric, "' ", tool ? "needs a tool-calling task (output_type: tool_call)"
+                                                                 : "does not apply to a tool-calling task");
     const char* ot = output_type_name(t.output_type);
     if ((mc && t.output_type != OutputType::MultipleChoice && t.output_type != OutputType::Loglikelihood) ||
         (gen && t.output_type != OutputType::GenerateUntil) || (roll && t.output_type != OutputType::LoglikelihoodRolling) ||

@@ -251,6 +251,15 @@ Lora stack_loras(const std::vector<const Lora*>& loras, const ModelConfig& base)
 // quantized row by row — never expanded to f32 as a whole) and the model is frozen.
 Model to_train_model(const InferModel& m, WType matrix_type = WType::F32);
 
+// The inverse, without a copy (src/infer/from_train.cpp): an inference model whose matrices and
+// vectors point into the training model's buffers (f32, or QLoRA's block-type layers and tables),
+// for evaluating the weights while they train. `t` must outlive the view and not change while it
+// is used. With t.lora set, the adapter is the view's adapter 1, unmerged (its weights as they are
+// now, applied as `--lora` would). The tokenizer comes from the texts of tokenizer.json and
+// tokenizer_config.json (empty: none; has_tokenizer stays false).
+InferModel infer_view(const Model& t, const std::string& tokenizer_json, const std::string& tokenizer_config_json = "",
+                      const LoadOptions& opt = {});
+
 // ---- conversion ---------------------------------------------------------------------------------
 
 // Writes the model as GGUF (OUT ends in .gguf) or as a Hugging Face folder, with the matrices in

@@ -12,6 +12,9 @@ namespace todae {
 void finish_model(InferModel& m, const LoadOptions& opt);
 // tokenizer.json (+ tokenizer_config.json, chat template) from a Hugging Face style folder.
 void load_tokenizer_files(InferModel& m, const std::string& dir);
+// The same from the files' texts (tokenizer_config_json may be empty); tj / tc name them in errors.
+void set_tokenizer_texts(InferModel& m, std::string tokenizer_json, std::string tokenizer_config_json,
+                         const std::string& tj, const std::string& tc);
 
 GgmlType ggml_from_wtype(WType t);
 // The WType of a GGUF tensor type todae multiplies with; false for any other.

@@ -105,12 +105,19 @@ void finish_model(InferModel& m, const LoadOptions& opt) {
 void load_tokenizer_files(InferModel& m, const std::string& dir) {
   const std::string tj = dir + "/tokenizer.json";
   if (!file_exists(tj)) return;
-  m.tokenizer_json = read_file(tj);
+  const std::string tc = dir + "/tokenizer_config.json";
+  set_tokenizer_texts(m, read_file(tj), file_exists(tc) ? read_file(tc) : std::string(), tj, tc);
+  const std::string ct = dir + "/chat_template.jinja";  // newer transformers keep it apart
+  if (m.chat_template.empty() && file_exists(ct)) m.chat_template = read_file(ct);
+}
+
+void set_tokenizer_texts(InferModel& m, std::string tokenizer_json, std::string tokenizer_config_json,
+                         const std::string& tj, const std::string& tc) {
+  m.tokenizer_json = std::move(tokenizer_json);
   m.tokenizer = load_tokenizer_json(m.tokenizer_json, tj);
   m.has_tokenizer = true;
-  const std::string tc = dir + "/tokenizer_config.json";
-  if (file_exists(tc)) {
-    m.tokenizer_config_json = read_file(tc);
+  if (!tokenizer_config_json.empty()) {
+    m.tokenizer_config_json = std::move(tokenizer_config_json);
     json j;
     try {
       j = json::parse(m.tokenizer_config_json);
@@ -129,8 +136,6 @@ void load_tokenizer_files(InferModel& m, const std::string& dir) {
     if (j.contains("bos_token")) m.bos_token = json_token_text(j["bos_token"]);
     if (j.contains("eos_token")) m.eos_token = json_token_text(j["eos_token"]);
   }
-  const std::string ct = dir + "/chat_template.jinja";  // newer transformers keep it apart
-  if (m.chat_template.empty() && file_exists(ct)) m.chat_template = read_file(ct);
 }
 
 // ---- the tensors of a layer --------------------------------------------------------------------

@@ -394,7 +394,8 @@ void read_stop(const json& body, GenRequest& r) {
   }
 }
 
-void read_sampling(const json& body, GenRequest& r, const Limits& lim) {
+// min_tokens: 1 for chat; 0 for completions, where max_tokens 0 with echo scores the prompt alone.
+void read_sampling(const json& body, GenRequest& r, const Limits& lim, int min_tokens = 1) {
   if (auto v = get_number(body, "temperature", 0, 2)) r.temperature = *v;
   if (auto v = get_number(body, "top_p", 0, 1)) r.top_p = *v;
   if (auto v = get_number(body, "min_p", 0, 1)) r.min_p = *v;
@@ -404,8 +405,8 @@ void read_sampling(const json& body, GenRequest& r, const Limits& lim) {
   if (auto v = get_number(body, "frequency_penalty", -2, 2)) r.frequency_penalty = *v;
   if (auto v = get_int(body, "seed", INT64_MIN, INT64_MAX)) r.seed = static_cast<uint64_t>(*v);
   if (auto v = get_int(body, "n", 1, lim.max_n)) r.n = int(*v);
-  if (auto v = get_int(body, "max_tokens", 1, 1 << 30)) r.max_tokens = int(*v);
-  if (auto v = get_int(body, "max_completion_tokens", 1, 1 << 30)) r.max_tokens = int(*v);
+  if (auto v = get_int(body, "max_tokens", min_tokens, 1 << 30)) r.max_tokens = int(*v);
+  if (auto v = get_int(body, "max_completion_tokens", min_tokens, 1 << 30)) r.max_tokens = int(*v);
   if (auto v = get_bool(body, "ignore_eos")) r.ignore_eos = *v;
   read_stop(body, r);
   if (auto v = get_bool(body, "stream")) r.stream = *v;
@@ -508,33 +509,52 @@ GenRequest parse_completion_request(const json& body, const Limits& lim) {
   r.model = require_model(body);
   const json* p = field(body, "prompt");
   if (!p) throw invalid_request("Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter");
+  // A text, token ids, or a list of either (one kind per request, as OpenAI takes them).
   if (p->is_string()) {
-    r.prompt = p->get<std::string>();
+    r.prompts.push_back(p->get<std::string>());
   } else if (p->is_array()) {
     if (p->empty()) throw invalid_request("Invalid 'prompt': empty array.", "prompt", "empty_array");
     if (all_integers(*p)) {
-      r.prompt_ids = read_ids(*p, "prompt", lim);
-      r.prompt_is_ids = true;
-    } else if (p->size() == 1 && (*p)[0].is_string()) {
-      r.prompt = (*p)[0].get<std::string>();
-    } else if (p->size() == 1 && (*p)[0].is_array() && all_integers((*p)[0])) {
-      r.prompt_ids = read_ids((*p)[0], "prompt[0]", lim);
-      r.prompt_is_ids = true;
-    } else if (p->size() > 1) {
-      throw invalid_request("This server takes one prompt per request (a string or an array of token ids).", "prompt",
-                            "invalid_value");
+      r.prompts_ids.push_back(read_ids(*p, "prompt", lim));
     } else {
-      bad_type("prompt[0]", "a string or an array of token ids", (*p)[0]);
+      if (p->size() > 256) bad_value("prompt", cat("at most 256 prompts per request, got ", p->size(), "."));
+      const bool texts = (*p)[0].is_string();
+      for (size_t i = 0; i < p->size(); ++i) {
+        const json& x = (*p)[i];
+        const std::string pp = cat("prompt[", i, "]");
+        if (texts && x.is_string()) {
+          r.prompts.push_back(x.get<std::string>());
+        } else if (!texts && x.is_array() && all_integers(x)) {
+          if (x.empty()) throw invalid_request(cat("Invalid '", pp, "': empty array."), pp, "empty_array");
+          r.prompts_ids.push_back(read_ids(x, pp, lim));
+        } else {
+          bad_type(pp, i == 0 ? "a string or an array of token ids"
+                       : texts ? "a string (like the other prompts)"
+                               : "an array of token ids (like the other prompts)",
+                   x);
+        }
+      }
     }
   } else {
     bad_type("prompt", "a string, an array of strings or an array of token ids", *p);
   }
-  read_sampling(body, r, lim);
+  r.prompt_is_ids = !r.prompts_ids.empty();
+  if (r.prompt_is_ids)
+    r.prompt_ids = r.prompts_ids[0];
+  else
+    r.prompt = r.prompts[0];
+  read_sampling(body, r, lim, 0);
   if (auto v = get_int(body, "logprobs", 0, 5)) {
     r.logprobs = true;
     r.top_logprobs = int(*v);
   }
   if (auto v = get_bool(body, "echo")) r.echo = *v;
+  if (r.max_tokens == 0 && !r.echo)
+    bad_value("max_tokens", "0 is allowed only with 'echo': true (the prompt scored, nothing generated).");
+  const size_t n_prompts = std::max(r.prompts.size(), r.prompts_ids.size());
+  if (n_prompts > 1 && r.stream)
+    throw invalid_request("Streaming takes one prompt per request; send the prompts in separate requests.", "prompt",
+                          "invalid_value");
   if (auto v = get_int(body, "best_of", 1, lim.max_n))
     if (*v != r.n) throw invalid_request("'best_of' other than 'n' is not supported.", "best_of", "invalid_value");
   if (auto s = get_string(body, "suffix"))
@@ -642,18 +662,29 @@ json chat_logprobs_json(const std::vector<LogprobEntry>& lps) {
   return json{{"content", content}, {"refusal", nullptr}};
 }
 
-json completion_logprobs_json(const std::vector<LogprobEntry>& lps, size_t offset0) {
+json completion_logprobs_json(const std::vector<LogprobEntry>& lps, std::string_view text, size_t offset0) {
   json tokens = json::array(), token_lps = json::array(), tops = json::array(), offsets = json::array();
-  size_t off = offset0;
+  size_t pos = 0, cp = offset0;  // byte position in text, code points before it
+  auto is_cont = [&](size_t i) { return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80; };
   for (const auto& e : lps) {
     std::string t = replace_invalid_utf8(e.token);
     tokens.push_back(t);
+    // the index of the character holding the token's first byte
+    offsets.push_back(cp - (pos < text.size() && pos > 0 && is_cont(pos) ? 1 : 0));
+    if (!e.token.empty() && text.compare(pos, e.token.size(), e.token) == 0) {
+      for (size_t i = pos; i < pos + e.token.size(); ++i) cp += is_cont(i) ? 0 : 1;
+      pos += e.token.size();
+    }
+    if (e.null) {
+      token_lps.push_back(nullptr);
+      tops.push_back(nullptr);
+      continue;
+    }
     token_lps.push_back(e.logprob);
     json top = json::object();
     for (const auto& [tok, lp] : e.top) top[replace_invalid_utf8(tok)] = lp;
+    if (!top.contains(t)) top[t] = e.logprob;
     tops.push_back(top);
-    offsets.push_back(off);
-    off += e.token.size();
   }
   return json{{"tokens", tokens}, {"token_logprobs", token_lps}, {"top_logprobs", tops}, {"text_offset", offsets}};
 }
@@ -698,7 +729,7 @@ json completion_response(const std::string& id, int64_t created, const std::stri
   for (const auto& c : choices)
     cs.push_back({{"index", c.index},
                   {"text", c.text},
-                  {"logprobs", want_logprobs ? completion_logprobs_json(c.logprobs, 0) : json(nullptr)},
+                  {"logprobs", want_logprobs ? completion_logprobs_json(c.logprobs, c.text) : json(nullptr)},
                   {"finish_reason", c.finish_reason}});
   return json{{"id", id},
               {"object", "text_completion"},
@@ -797,25 +828,6 @@ std::string random_id(const char* prefix) {
   std::string s = prefix;
   for (int i = 0; i < 24; ++i) s += alphabet[rng() % 62];
   return s;
-}
-
-std::string base64_encode(std::string_view in) {
-  static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8 | uint8_t(in[i + 2]);
-    out += t[v >> 18], out += t[(v >> 12) & 63], out += t[(v >> 6) & 63], out += t[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    out += t[v >> 18], out += t[(v >> 12) & 63], out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16 | uint32_t(uint8_t(in[i + 1])) << 8;
-    out += t[v >> 18], out += t[(v >> 12) & 63], out += t[(v >> 6) & 63], out += '=';
-  }
-  return out;
 }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "text/toolcall.h"
+
 namespace todae::serve {
 
 using json = nlohmann::ordered_json;
@@ -70,13 +72,17 @@ struct GenRequest {
   // Chat: the messages as the chat template expects them: role, content (a string; text parts
   // joined), tool_calls (function.arguments parsed into an object when it is JSON), tool_call_id, name.
   json messages = json::array();
-  // Completion: the prompt as text, or as token ids.
+  // Completion: the prompt as text, or as token ids (the first of `prompts` / `prompts_ids`).
   std::string prompt;
   std::vector<int32_t> prompt_ids;
   bool prompt_is_ids = false;
+  // Every prompt of the request ("prompt": a list of texts or of token-id lists, as lm-eval's
+  // local-completions batches them): choice index = prompt index * n + choice (OpenAI's rule).
+  std::vector<std::string> prompts;
+  std::vector<std::vector<int32_t>> prompts_ids;
   bool echo = false;
 
-  int max_tokens = -1;  // -1: until the context is full
+  int max_tokens = -1;  // -1: until the context is full; 0 (completions with echo): score the prompt only
   double temperature = 1.0, top_p = 1.0, min_p = 0.0, repetition_penalty = 1.0;
   int top_k = 0;
   double presence_penalty = 0, frequency_penalty = 0;
@@ -120,13 +126,14 @@ json output_schema(const GenRequest& r);
 
 struct LogprobEntry {
   std::string token;  // the token's bytes (possibly an incomplete UTF-8 character)
-  float logprob = 0;
-  std::vector<std::pair<std::string, float>> top;
+  // double: prompt scoring (echo + logprobs) reports the log-softmax exactly as computed, so a
+  // client summing them gets what a local forward pass gives.
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
+  bool null = false;  // the prompt's first token: nothing predicts it (null in the JSON, as OpenAI/vLLM)
 };
 
-struct ToolCall {
-  std::string id, name, arguments;  // arguments: JSON text
-};
+using todae::ToolCall;  // {id, name, arguments}: text/toolcall.h, where the parser of generated calls lives
 
 struct ChoiceResult {
   int index = 0;
@@ -142,8 +149,13 @@ struct Usage {
 
 json usage_json(const Usage& u);
 json chat_logprobs_json(const std::vector<LogprobEntry>& lps);
-// Legacy completions logprobs: tokens, token_logprobs, top_logprobs, text_offset (from offset0).
-json completion_logprobs_json(const std::vector<LogprobEntry>& lps, size_t offset0);
+// Legacy completions logprobs: tokens, token_logprobs, top_logprobs, text_offset. `text` is the text
+// the tokens make (echoed prompt + completion): each token's offset is where its bytes start in it,
+// counted in code points from offset0 (Python string indices, as OpenAI and vLLM report them; a
+// token starting inside a character gets that character's index); a token absent from the text
+// (a special token the tokenizer added, or one cut by a stop string) takes the current position.
+// top_logprobs holds the token itself too (vLLM's rule), so the top-1 check is always possible.
+json completion_logprobs_json(const std::vector<LogprobEntry>& lps, std::string_view text, size_t offset0 = 0);
 
 json chat_response(const std::string& id, int64_t created, const std::string& model,
                    const std::vector<ChoiceResult>& choices, const Usage& usage, bool want_logprobs);
@@ -176,7 +188,6 @@ std::string sse_error(const ApiError& e);
 // ---- helpers ------------------------------------------------------------------------------------
 
 std::string random_id(const char* prefix);  // prefix + 24 random alphanumerics
-std::string base64_encode(std::string_view bytes);
 bool constant_time_equal(std::string_view a, std::string_view b);
 // Bearer token of an Authorization header value, or empty.
 std::string bearer_token(std::string_view header);

@@ -68,6 +68,7 @@ struct Scheduler::Seq {
   int generated = 0;
   Clock::time_point last;
   std::vector<double> emb;
+  std::vector<LogprobEntry> plp;  // prompt scoring: entries so far
   bool done = false;
 };
 
@@ -195,7 +196,7 @@ bool Scheduler::admit_locked() {
     // The free slot whose cached tokens share the longest prefix with this prompt.
     size_t best_i = free_slots_.size() - 1, best_lcp = 0;
     if (opt_.prefix_cache && job->kind == Job::Generate) {
-      for (size_t i = 0; i < free_slots_.size(); ++i) {
+      for (size_t i = 0; i < free_slots_.size() && job->prompt_logprobs < 0; ++i) {
         if (slot_adapter_[size_t(free_slots_[i])] != job->adapter) continue;  // another adapter's cache
         const auto& held = slot_tokens_[free_slots_[i]];
         size_t l = 0;
@@ -307,16 +308,27 @@ void Scheduler::loop() {
 void Scheduler::step() {
   const int V = engine_.vocab_size(), C = engine_.hidden_size();
   batch_.clear();
-  std::vector<Seq*> rows;  // sequences with a logits row, in batch order
+  std::vector<Seq*> rows;    // sequences that sample a token from this pass ...
+  std::vector<int> row_at;   // ... and the logits row each samples from
+  int nrows = 0;             // entries with want_logits so far
   struct Span {
     Seq* s;
     int start, count;
   };
   std::vector<Span> embeds;
+  // Prompt scoring: logits rows row0.. are those of prompt positions from.. (count of them).
+  struct Scored {
+    Seq* s;
+    int row0, count;
+    size_t from;
+  };
+  std::vector<Scored> scored;
+  std::vector<Seq*> prompt_read;  // scored or max_tokens 0 sequences whose prompt ends in this pass
   for (auto& s : active_)
     if (!s->done && s->decoding) {
       batch_.add(s->next, engine_.length(s->slot), s->slot, true, s->job->adapter);
       rows.push_back(s.get());
+      row_at.push_back(nrows++);
     }
   const int decoders = batch_.size();
   int budget = decoders > 0 ? std::min(opt_.prefill_chunk, opt_.batch_tokens - decoders) : opt_.batch_tokens;
@@ -330,16 +342,23 @@ void Scheduler::step() {
     const int base = engine_.length(s->slot);
     const bool last = s->fed + size_t(take) == prompt.size();
     const bool gen = s->job->kind == Job::Generate;
+    const bool score = gen && s->job->prompt_logprobs >= 0;
+    const bool sample = gen && last && s->job->max_tokens != 0;
     if (!gen) embeds.push_back({s, batch_.size(), take});
-    for (int j = 0; j < take; ++j)
-      batch_.add(prompt[s->fed + size_t(j)], base + j, s->slot, gen && last && j == take - 1, s->job->adapter);
-    if (gen && last) rows.push_back(s);
+    if (score) scored.push_back({s, nrows, take, s->fed});
+    for (int j = 0; j < take; ++j) {
+      const bool want = score || (sample && j == take - 1);
+      batch_.add(prompt[s->fed + size_t(j)], base + j, s->slot, want, s->job->adapter);
+      nrows += want;
+    }
+    if (sample) rows.push_back(s), row_at.push_back(nrows - 1);
+    if (gen && last && (score || s->job->max_tokens == 0)) prompt_read.push_back(s);
     s->fed += size_t(take);
     budget -= take;
   }
   if (batch_.size() == 0) return;
 
-  logits_.resize(rows.size() * size_t(V));
+  logits_.resize(size_t(nrows) * size_t(V));
   if (!embeds.empty()) hidden_.resize(size_t(batch_.size()) * size_t(C));
   const auto t0 = Clock::now();
   engine_.forward(batch_, logits_.data(), embeds.empty() ? nullptr : hidden_.data());
@@ -381,9 +400,73 @@ void Scheduler::step() {
     }
   }
 
+  const Tokenizer& tok = engine_.tokenizer();
+  if (!scored.empty()) {
+    // Each prompt position's row predicts the next prompt token: its log-softmax (what the
+    // evaluation's local model computes, to ~1e-7, so an endpoint's scores are a local run's) and
+    // the top alternatives. Rows are independent: on the thread pool. The last position's row
+    // predicts the first generated token and is left to the sampler.
+    std::vector<std::pair<size_t, int>> items;  // (scored index, position in the span)
+    for (size_t k = 0; k < scored.size(); ++k)
+      for (int j = 0; j < scored[k].count; ++j)
+        if (scored[k].from + size_t(j) + 1 < scored[k].s->prompt->size()) items.emplace_back(k, j);
+    std::vector<LogprobEntry> out(items.size());
+    parallel_for_each(int(items.size()), [&](int i) {
+      const Scored& sc = scored[items[size_t(i)].first];
+      const int j = items[size_t(i)].second;
+      const float* row = &logits_[size_t(sc.row0 + j) * size_t(V)];
+      const int32_t target = (*sc.s->prompt)[sc.from + size_t(j) + 1];
+      // the n most likely, by (logit desc, id asc): one pass, insertion into a short list
+      const int n = std::max(0, std::min({sc.s->job->prompt_logprobs, V, 32}));
+      int32_t top[32];  // (prompt_logprobs is at most 5: the API's limit)
+      int have = 0;
+      float mx = row[0];
+      for (int v = 0; v < V; ++v) {
+        mx = std::max(mx, row[v]);
+        if (n == 0 || (have == n && row[v] <= row[top[have - 1]])) continue;
+        int k = have < n ? have++ : n - 1;
+        while (k > 0 && row[top[k - 1]] < row[v]) top[k] = top[k - 1], --k;
+        top[k] = v;
+      }
+      // float exp, summed in double: the log-softmax to ~1e-7, at a third of double exp's cost
+      // (a 32k vocabulary's row takes longer than its share of the forward pass otherwise)
+      double sum = 0;
+      for (int v = 0; v < V; ++v) sum += std::exp(row[v] - mx);
+      const double lse = std::log(sum);
+      LogprobEntry& e = out[size_t(i)];
+      e.token = tok.token_bytes(target);
+      e.logprob = double(row[target]) - mx - lse;
+      for (int k = 0; k < have; ++k) e.top.emplace_back(tok.token_bytes(top[k]), double(row[top[k]]) - mx - lse);
+    });
+    size_t at = 0;
+    for (const Scored& sc : scored) {
+      if (sc.from == 0) {  // the first prompt token: nothing predicts it
+        LogprobEntry first;
+        first.token = tok.token_bytes((*sc.s->prompt)[0]);
+        first.null = true;
+        sc.s->plp.push_back(std::move(first));
+      }
+      while (at < items.size() && &scored[items[at].first] == &sc)
+        sc.s->plp.push_back(std::move(out[at++]));
+    }
+  }
+  for (Seq* s : prompt_read) {
+    Job& job = *s->job;
+    if (job.cancelled) continue;
+    Event ev;
+    ev.index = s->index;
+    ev.prompt_logprobs = std::move(s->plp);
+    if (job.max_tokens == 0) ev.finish_reason = "length";
+    {
+      std::lock_guard lock(job.mu);
+      job.events.push_back(std::move(ev));
+      job.cv.notify_all();
+    }
+    if (job.max_tokens == 0) release(*s);
+  }
+
   // Sampling: one token per sequence with a logits row.
   const auto now = Clock::now();
-  const Tokenizer& tok = engine_.tokenizer();
   const auto& stops = engine_.stop_ids();
   int generated = 0;
   // The draws themselves on the thread pool (each sequence has its own sampler, grammar and
@@ -398,7 +481,8 @@ void Scheduler::step() {
     Seq& s = *rows[size_t(r)];
     if (s.job->cancelled) return;
     try {
-      drawn[size_t(r)].id = s.sampler->sample(&logits_[size_t(r) * size_t(V)], V, s.job->logprobs ? &drawn[size_t(r)].lp : nullptr);
+      drawn[size_t(r)].id = s.sampler->sample(&logits_[size_t(row_at[size_t(r)]) * size_t(V)], V,
+                                              s.job->logprobs ? &drawn[size_t(r)].lp : nullptr);
     } catch (const std::exception& e) {
       drawn[size_t(r)].error = e.what();
     }

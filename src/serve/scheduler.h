@@ -56,6 +56,9 @@ struct Event {
   int index = 0;
   std::string text;
   std::vector<LogprobEntry> logprobs;
+  // Once, when the prompt has been read, for jobs with prompt_logprobs >= 0: one entry per prompt
+  // token (the first null), before any generated token's event.
+  std::vector<LogprobEntry> prompt_logprobs;
   std::string finish_reason;  // empty until the choice ends: "stop" or "length"
 };
 
@@ -66,13 +69,18 @@ struct Job {
   // Generate: one prompt shared by the n choices; Embed: one per input.
   std::vector<std::vector<int32_t>> prompts;
   int n = 1;
-  int max_tokens = -1;  // -1: until the context is full
+  int max_tokens = -1;  // -1: until the context is full; 0: read the prompt, generate nothing ("length")
   SamplingParams sampling;
   bool random_seed = true;  // no seed given: each choice draws one
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool skip_special = true;
   bool logprobs = false;
+  // >= 0: score the prompt (completions with echo + logprobs, lm-eval's log-likelihood request):
+  // every prompt position's logits come out of the same prefill passes that fill the cache, and each
+  // prompt token gets its log-softmax and this many alternatives. Such a job reuses no cached
+  // prefix, since a reused position has no logits.
+  int prompt_logprobs = -1;
   std::vector<std::pair<int32_t, float>> logit_bias;
   std::function<std::unique_ptr<Constraint>()> make_constraint;  // null: unconstrained
   // LoRA adapter id of every token of this job (0: the base; see Batch::adapter). Jobs of

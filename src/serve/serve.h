@@ -4,10 +4,12 @@
 //   GET  /                     the chat page (embedded HTML/JS, no CDN)
 //   GET  /health               {"status":"ok",...}
 //   GET  /metrics              Prometheus text
+//   GET  /props                bos_token, eos_token, n_ctx (llama-server's names; for eval clients)
 //   GET  /v1/models                the base, then each --lora adapter ("parent": the base)
 //   POST /v1/chat/completions  messages, n, logprobs, stream (+ include_usage), stop, seed,
 //                              penalties, tools + tool_choice, response_format (grammar-enforced)
-//   POST /v1/completions
+//   POST /v1/completions       prompt (text, ids, or a list of either), echo + logprobs scoring the
+//                              prompt's tokens (max_tokens 0: lm-eval's log-likelihood request)
 //   POST /v1/embeddings        mean-pooled final hidden state, L2-normalised
 #pragma once
 

@@ -18,7 +18,7 @@
 #include "serve/metrics.h"
 #include "serve/scheduler.h"
 #include "serve/serve.h"
-#include "serve/toolcall.h"
+#include "text/toolcall.h"
 #include "serve/webpage.h"
 #include "tensor/tensor.h"
 #include "text/jinja.h"
@@ -33,6 +33,14 @@ std::atomic<int> g_signal{0};
 extern "C" void on_signal(int sig) { g_signal = sig; }
 
 int64_t unix_now() { return int64_t(std::time(nullptr)); }
+
+// Unicode code points of UTF-8 text (bytes that do not continue a character), the unit of
+// text_offset.
+size_t code_points(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
 
 std::string base_name(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
@@ -169,18 +177,25 @@ struct Server {
     std::string forced_body;
     std::vector<ToolCall> calls;
     std::vector<LogprobEntry> logprobs;
+    std::vector<LogprobEntry> prompt_logprobs;  // echo + logprobs: the prompt's tokens, scored
+    bool prompt_scored = false;
     std::string finish;
     bool started = false;  // streaming: role chunk sent
     size_t calls_sent = 0;
+    size_t sent_chars = 0;  // streaming completions: code points sent (text_offset of the next chunk)
   };
 
+  // One request: a job per prompt (completions may send a list of them; chat has one), n choices
+  // each; choice index = prompt index * n + choice.
   struct Gen {
     GenRequest r;
-    std::shared_ptr<Job> job;
+    std::vector<std::shared_ptr<Job>> jobs;
+    std::vector<bool> jobs_done;
+    std::shared_ptr<Job> job;  // jobs[0] (streaming takes one prompt)
     bool tools_active = false, forced = false;
     std::string id;
     int64_t created = 0;
-    std::string echo;  // completions with echo
+    std::vector<std::string> echoes;  // completions with echo: each prompt's text
     std::vector<Choice> choices;
   };
 
@@ -193,7 +208,7 @@ struct Server {
     metrics.model_request(r.model);
     if (!model.has_tokenizer)
       throw invalid_request("This model has no tokenizer, so it cannot take text.", "model", "no_tokenizer");
-    std::vector<int32_t> prompt;
+    std::vector<std::vector<int32_t>> prompts;
     if (ep == Endpoint::Chat) {
       g->tools_active = !r.tools.empty() && r.tool_choice.mode != ToolChoice::None;
       g->forced = r.tool_choice.mode == ToolChoice::Required || r.tool_choice.mode == ToolChoice::Named;
@@ -206,33 +221,76 @@ struct Server {
                               "invalid_messages");
       }
       if (g->forced) text += tool_open;
-      prompt = encode_text(text, false);
-      check_context(prompt.size(), "messages");
+      prompts.push_back(encode_text(text, false));
+      check_context(prompts[0].size(), "messages");
     } else {
-      if (r.prompt_is_ids)
-        prompt = r.prompt_ids;
-      else
-        prompt = encode_text(r.prompt, true);
-      if (prompt.empty())
-        throw invalid_request("The prompt is empty: a model needs at least one token to continue.", "prompt",
-                              "empty_prompt");
-      check_context(prompt.size(), "prompt");
-      if (r.echo) g->echo = r.prompt_is_ids ? decode(model.tokenizer, prompt) : r.prompt;
+      const size_t count = r.prompt_is_ids ? r.prompts_ids.size() : r.prompts.size();
+      if (count * size_t(r.n) > size_t(std::max(1, opt.max_queue)))
+        throw invalid_request(cat("This server queues at most ", opt.max_queue, " sequences; the request has ", count,
+                                  " prompts x n ", r.n, "."),
+                              "prompt", "invalid_value");
+      for (size_t i = 0; i < count; ++i) {
+        std::vector<int32_t> prompt = r.prompt_is_ids ? r.prompts_ids[i] : encode_text(r.prompts[i], true);
+        if (prompt.empty())
+          throw invalid_request("The prompt is empty: a model needs at least one token to continue.", "prompt",
+                                "empty_prompt");
+        check_context(prompt.size(), "prompt");
+        if (r.echo) g->echoes.push_back(r.prompt_is_ids ? decode(model.tokenizer, prompt) : r.prompts[i]);
+        prompts.push_back(std::move(prompt));
+      }
     }
-    g->job = make_job(r, std::move(prompt), g->tools_active);
-    g->job->adapter = adapter;
+    for (auto& prompt : prompts) {
+      auto job = make_job(r, std::move(prompt), g->tools_active);
+      job->adapter = adapter;
+      // lm-eval's log-likelihood request: echo + logprobs scores the prompt's own tokens
+      if (ep == Endpoint::Completion && r.echo && r.logprobs) job->prompt_logprobs = r.top_logprobs;
+      g->jobs.push_back(std::move(job));
+    }
+    g->job = g->jobs[0];
+    g->jobs_done.assign(g->jobs.size(), false);
     g->id = random_id(ep == Endpoint::Chat ? "chatcmpl-" : "cmpl-");
     g->created = unix_now();
-    g->choices.resize(size_t(r.n));
+    g->choices.resize(g->jobs.size() * size_t(r.n));
     for (auto& c : g->choices) c.tools.enabled = g->tools_active && !g->forced;
-    submit(g->job);
+    for (size_t i = 0; i < g->jobs.size(); ++i) {
+      try {
+        submit(g->jobs[i]);
+      } catch (...) {
+        for (size_t k = 0; k < i; ++k) sched->cancel(g->jobs[k]);  // all of the request or none of it
+        throw;
+      }
+    }
     return g;
   }
 
+  // Waits up to `timeout` for events of the request's jobs (on the first unfinished one; the others
+  // are polled) and absorbs them; true when every job has finished.
+  bool poll(Gen& g, std::chrono::milliseconds timeout) {
+    bool all = true;
+    for (size_t p = 0; p < g.jobs.size(); ++p) {
+      if (g.jobs_done[p]) continue;
+      std::vector<Event> evs;
+      g.jobs_done[p] = g.jobs[p]->wait_events(evs, all ? timeout : std::chrono::milliseconds(0));
+      for (auto& ev : evs) absorb(g, ev, p);
+      all = all && g.jobs_done[p];
+    }
+    return all;
+  }
+
+  const std::optional<ApiError>& first_error(const Gen& g) const {
+    for (const auto& j : g.jobs)
+      if (j->error) return j->error;
+    return g.jobs[0]->error;
+  }
+
   // Applies an event to its choice: returns content that can be shown now.
-  std::string absorb(Gen& g, Event& ev) {
-    Choice& c = g.choices[size_t(ev.index)];
+  std::string absorb(Gen& g, Event& ev, size_t prompt_index = 0) {
+    Choice& c = g.choices[prompt_index * size_t(g.r.n) + size_t(ev.index)];
     for (auto& lp : ev.logprobs) c.logprobs.push_back(lp);
+    if (!ev.prompt_logprobs.empty()) {
+      c.prompt_logprobs = std::move(ev.prompt_logprobs);
+      c.prompt_scored = true;
+    }
     std::string shown;
     if (g.forced) {
       c.forced_body += ev.text;
@@ -252,6 +310,8 @@ struct Server {
       c.finish = ev.finish_reason;
       if (!c.calls.empty() && c.finish == "stop") c.finish = "tool_calls";
     }
+    for (ToolCall& call : c.calls)  // the parser leaves ids to the API
+      if (call.id.empty()) call.id = random_id("call_");
     c.text += shown;
     return shown;
   }
@@ -263,16 +323,19 @@ struct Server {
       Choice& c = g.choices[i];
       ChoiceResult cr;
       cr.index = int(i);
-      cr.text = g.echo + c.text;
+      cr.text = (g.echoes.empty() ? std::string() : g.echoes[i / size_t(g.r.n)]) + c.text;
       cr.tool_calls = c.calls;
-      cr.logprobs = c.logprobs;
+      cr.logprobs = c.prompt_logprobs;  // (empty unless echo + logprobs)
+      cr.logprobs.insert(cr.logprobs.end(), c.logprobs.begin(), c.logprobs.end());
       cr.finish_reason = c.finish.empty() ? "stop" : c.finish;
       out.push_back(std::move(cr));
     }
     Usage u;
-    {
-      std::lock_guard lock(g.job->mu);
-      u = g.job->usage;
+    for (const auto& job : g.jobs) {
+      std::lock_guard lock(job->mu);
+      u.prompt_tokens += job->usage.prompt_tokens;
+      u.completion_tokens += job->usage.completion_tokens;
+      u.cached_tokens += job->usage.cached_tokens;
     }
     json j = ep == Endpoint::Chat ? chat_response(g.id, g.created, g.r.model, out, u, g.r.logprobs)
                                   : completion_response(g.id, g.created, g.r.model, out, u, g.r.logprobs);
@@ -285,46 +348,38 @@ struct Server {
       stream_generate(res, g, ep);
       return;
     }
-    // A plain response when the job ends within a second (its errors keep their HTTP status).
-    std::vector<Event> evs;
+    // A plain response when the jobs end within a second (their errors keep their HTTP status).
     const auto until = Clock::now() + std::chrono::seconds(1);
     bool done = false;
-    while (!done && Clock::now() < until) {
-      evs.clear();
-      done = g->job->wait_events(evs, std::chrono::milliseconds(100));
-      for (auto& ev : evs) absorb(*g, ev);
-    }
+    while (!done && Clock::now() < until) done = poll(*g, std::chrono::milliseconds(100));
     if (done) {
-      if (g->job->error) throw *g->job->error;
+      if (const auto& e = first_error(*g)) throw *e;
       res.set_content(final_body(*g, ep), "application/json");
       return;
     }
     // Longer jobs answer 200 at once with a chunked body that starts with a space every 250 ms
     // (whitespace before a JSON value is valid JSON): cpp-httplib 0.11 tells a handler nothing
-    // about a closed connection, but a failed write does, and it cancels the job, so a client that
-    // gives up frees its slot at once, as a streaming one does. An engine failure after this point
+    // about a closed connection, but a failed write does, and it cancels the jobs, so a client that
+    // gives up frees its slots at once, as a streaming one does. An engine failure after this point
     // can only be reported in the body (an OpenAI-shaped error object).
     Scheduler* s = sched.get();
     auto provider = [this, g, ep](size_t, httplib::DataSink& sink) -> bool {
-      std::vector<Event> evs;
-      for (;;) {
-        evs.clear();
-        const bool done = g->job->wait_events(evs, std::chrono::milliseconds(250));
-        for (auto& ev : evs) absorb(*g, ev);
-        if (done) break;
+      while (!poll(*g, std::chrono::milliseconds(250))) {
         if (!sink.write(" ", 1)) {
-          sched->cancel(g->job);
+          for (const auto& j : g->jobs) sched->cancel(j);
           return false;
         }
       }
-      const std::string body = g->job->error ? dump(error_json(*g->job->error)) : final_body(*g, ep);
+      const auto& err = first_error(*g);
+      const std::string body = err ? dump(error_json(*err)) : final_body(*g, ep);
       if (!sink.write(body.data(), body.size())) return false;
       sink.done();
       return true;
     };
-    auto job = g->job;
-    res.set_chunked_content_provider("application/json", provider, [s, job](bool success) {
-      if (!success) s->cancel(job);
+    auto jobs = g->jobs;
+    res.set_chunked_content_provider("application/json", provider, [s, jobs](bool success) {
+      if (!success)
+        for (const auto& j : jobs) s->cancel(j);
     });
   }
 
@@ -342,10 +397,14 @@ struct Server {
         }
         return true;
       };
-      auto lp_json = [&](const std::vector<LogprobEntry>& lps) -> json {
+      // (completions: text_offset continues from what this choice has sent so far)
+      auto lp_json = [&](const std::vector<LogprobEntry>& lps, const std::string& text, size_t offset0) -> json {
         if (!g->r.logprobs || lps.empty()) return nullptr;
-        return chat ? chat_logprobs_json(lps) : completion_logprobs_json(lps, 0);
+        return chat ? chat_logprobs_json(lps) : completion_logprobs_json(lps, text, offset0);
       };
+      const std::string echo = g->echoes.empty() ? std::string() : g->echoes[0];
+      // echo + logprobs: the echoed prompt goes out with its scores, once the prompt is read
+      const bool echo_scored = !chat && g->r.echo && g->r.logprobs;
       auto chunk = [&](int index, const json& delta, const json& lps, const json& finish) {
         return sse_event(chat ? chat_chunk(g->id, g->created, g->r.model, index, delta, lps, finish, usage_on)
                               : completion_chunk(g->id, g->created, g->r.model, index,
@@ -359,9 +418,11 @@ struct Server {
             return false;
           g->choices[i].started = true;
         }
-      } else if (!g->echo.empty()) {
-        for (size_t i = 0; i < g->choices.size(); ++i)
-          if (!send(chunk(int(i), json(g->echo), nullptr, nullptr))) return false;
+      } else if (!echo.empty() && !echo_scored) {
+        for (size_t i = 0; i < g->choices.size(); ++i) {
+          if (!send(chunk(int(i), json(echo), nullptr, nullptr))) return false;
+          g->choices[i].sent_chars = code_points(echo);
+        }
       }
       std::vector<Event> evs;
       auto last_write = Clock::now();
@@ -372,10 +433,16 @@ struct Server {
           const int index = ev.index;
           std::vector<LogprobEntry> lps = ev.logprobs;
           Choice& c = g->choices[size_t(index)];
+          const bool scored_now = echo_scored && !ev.prompt_logprobs.empty();
           const std::string shown = absorb(*g, ev);
+          if (scored_now) {
+            if (!send(chunk(index, json(echo), lp_json(c.prompt_logprobs, echo, 0), nullptr))) return false;
+            c.sent_chars = code_points(echo);
+          }
           if (!shown.empty() || !lps.empty()) {
             json delta = chat ? json{{"content", shown}} : json(shown);
-            if (!send(chunk(index, delta, lp_json(lps), nullptr))) return false;
+            if (!send(chunk(index, delta, lp_json(lps, shown, c.sent_chars), nullptr))) return false;
+            c.sent_chars += code_points(shown);
             last_write = Clock::now();
           }
           if (!c.finish.empty()) {
@@ -500,7 +567,7 @@ struct Server {
 
   static std::string endpoint_label(const std::string& path) {
     for (const char* p :
-         {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics"})
+         {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/health", "/metrics", "/props"})
       if (path == p) return p;
     return path == "/" ? "/" : "other";
   }
@@ -566,6 +633,22 @@ struct Server {
                 {"slots_busy", metrics.slots_busy.load()},
                 {"queue", metrics.queue_depth.load()}};
       if (sched->stopping()) res.status = 503;
+      res.set_content(dump(j), "application/json");
+    });
+    // llama-server's /props subset: what a client scoring text needs besides /v1 (the prefix token
+    // that conditions a document's first token, as lm-eval's loglikelihood_rolling does, and n_ctx).
+    http.Get("/props", [this](const httplib::Request&, httplib::Response& res) {
+      auto text_of = [&](const std::string& name, int32_t id) -> std::string {
+        if (!model.has_tokenizer) return "";
+        int32_t t = name.empty() ? -1 : model.tokenizer.token_id(name);
+        if (t < 0) t = id;
+        return t >= 0 && t < model.tokenizer.vocab_size() ? model.tokenizer.token_bytes(t) : std::string();
+      };
+      json j = {{"model_alias", model_id},
+                {"total_slots", engine->slots()},
+                {"bos_token", text_of(model.bos_token, model.config.bos_token_id)},
+                {"eos_token", text_of(model.eos_token, model.config.eos_token_id)},
+                {"default_generation_settings", {{"n_ctx", engine->ctx()}}}};
       res.set_content(dump(j), "application/json");
     });
     http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {

@@ -93,6 +93,10 @@ void finetune_config_from_json(const json& j, FinetuneConfig& c, const std::stri
     else if (k == "keep_last") get(v, k, c.keep_last, source);
     else if (k == "log_interval") get(v, k, c.log_interval, source);
     else if (k == "plot") get(v, k, c.plot, source);
+    else if (k == "eval_tasks") get(v, k, c.eval_tasks, source);
+    else if (k == "eval_limit") get(v, k, c.eval_limit, source);
+    else if (k == "eval_data_dir") get(v, k, c.eval_data_dir, source);
+    else if (k == "eval_text") get_files(v, k, c.eval_text, source);
     else fail(source, ": unknown field '", k, "'");
   }
 }
@@ -131,7 +135,11 @@ json finetune_config_to_json(const FinetuneConfig& c) {
               {"save_interval", c.save_interval},
               {"keep_last", c.keep_last},
               {"log_interval", c.log_interval},
-              {"plot", c.plot}};
+              {"plot", c.plot},
+              {"eval_tasks", c.eval_tasks},
+              {"eval_limit", c.eval_limit},
+              {"eval_data_dir", c.eval_data_dir},
+              {"eval_text", c.eval_text}};
 }
 
 // ---- pieces of the loop -------------------------------------------------------------------------
@@ -313,7 +321,13 @@ int run_finetune(FinetuneConfig c) {
   // Where the data stands: the next batch is cur[index] of epoch `epoch`.
   int64_t step = 0, epoch = 0;
   size_t index = 0;
+  // Training tokens (padding included) and joules so far: a resumed run goes on from its checkpoint's.
+  double tokens_total = 0, train_joules = 0;
   if (ck) {
+    if (const json& cm = ck->state["metrics"]; cm.is_object()) {
+      if (cm.contains("tokens") && cm["tokens"].is_number()) tokens_total = cm["tokens"].get<double>();
+      if (cm.contains("joules") && cm["joules"].is_number()) train_joules = cm["joules"].get<double>();
+    }
     read_params(*ck->model, t.views, {t.w, t.n});
     read_adamw_state(*ck->optimizer, t.views, {t.m, t.n}, {t.v, t.n}, &opt.step);
     step = ck->step;
@@ -349,7 +363,7 @@ int run_finetune(FinetuneConfig c) {
     w.data_position = json{{"epoch", wrapped ? epoch + 1 : epoch}, {"index", wrapped ? 0 : index},
                            {"examples", train_ex.size()}};
     w.train_config = finetune_config_to_json(c);
-    w.metrics = json::object();
+    w.metrics = json{{"tokens", tokens_total}, {"joules", train_joules}};
     if (!lora_run) {
       w.extra_files["tokenizer.json"] = tok_json;
       if (!tok_cfg.empty()) w.extra_files["tokenizer_config.json"] = tok_cfg;
@@ -401,8 +415,11 @@ int run_finetune(FinetuneConfig c) {
   const bool tty = isatty(2);
   install_stop_signal_handlers();
   const int64_t start_step = step;
-  const double t_start = now_s();
+  const double t_start = now_s(), joules_base = train_joules;
   double t_last_print = 0, tokens_done = 0;
+  // Evaluation (val_loss, the eval hook) is not training: its seconds and joules stay out of the
+  // rate and the run's joules.
+  double eval_s = 0, eval_joules = 0;
   bool interrupted = false;
   while (step < total) {
     if (index == cur.size()) {
@@ -421,22 +438,38 @@ int run_finetune(FinetuneConfig c) {
     const double dt = now_s() - t0;
     const double tokens = double(b.B) * b.T;
     tokens_done += tokens;
-    const double tps = tokens / dt, joules = energy.joules();
-    const bool eval_now = !val_batches.empty() && (step % c.eval_interval == 0 || step == total);
-    const double vloss = eval_now ? evaluate() : 0;
+    tokens_total += tokens;
+    const double tps = tokens / dt, joules = joules_base + energy.joules() - eval_joules;
+    train_joules = joules;
+    const bool eval_step = step % c.eval_interval == 0 || step == total;
+    const bool val_now = !val_batches.empty() && eval_step, hook_now = c.on_eval && eval_step;
+    const bool eval_now = val_now || hook_now;
+    double vloss = 0, eval_dt = 0, eval_dj = 0;
+    json eval_fields = json::object();
+    if (eval_now) {
+      const double te0 = now_s(), je0 = energy.joules();
+      if (val_now) vloss = evaluate();
+      if (hook_now) eval_fields = run_eval_hook(c.on_eval, {m, step, tokens_total, joules, tok_json, tok_cfg});
+      eval_dt = now_s() - te0, eval_dj = energy.joules() - je0;
+      eval_s += eval_dt, eval_joules += eval_dj;
+    }
 
     const double ep = double(epoch) + double(index) / double(std::max<size_t>(1, cur.size()));
     json row = {{"step", step},         {"epoch", ep},           {"loss", loss},
                 {"lr", lr},             {"grad_norm", st.grad_norm}, {"tokens_per_s", tps},
                 {"joules", joules},     {"energy", energy.label()}, {"step_tokens", tokens},
-                {"loss_tokens", b.loss_tokens}, {"step_s", dt}};
-    if (eval_now) row["val_loss"] = vloss;
+                {"loss_tokens", b.loss_tokens}, {"tokens", tokens_total}, {"step_s", dt}};
+    if (val_now) row["val_loss"] = vloss;
+    if (eval_now) {
+      row["eval_s"] = eval_dt, row["eval_joules"] = eval_dj;
+      for (auto& [k, v] : eval_fields.items()) row[k] = v;
+    }
     log.write(row);
-    const double elapsed = now_s() - t_start;
+    const double elapsed = now_s() - t_start, train_s = std::max(1e-9, elapsed - eval_s);
     const double eta = elapsed / double(step - start_step) * double(total - step);
     std::string line = cat("step ", step, "/", total, " epoch ", short_float(ep, 4), " loss ", short_float(loss, 6),
                            " lr ", lr, " gnorm ", short_float(st.grad_norm, 5), " ",
-                           static_cast<long>(tokens_done / elapsed), " tok/s ETA ", fmt_duration(eta), " ",
+                           static_cast<long>(tokens_done / train_s), " tok/s ETA ", fmt_duration(eta), " ",
                            static_cast<long>(joules), " J (", energy.label(), ")");
     if (tty) {
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
@@ -444,7 +477,9 @@ int run_finetune(FinetuneConfig c) {
       std::fprintf(stderr, "%s\n", line.c_str());
       t_last_print = now_s();
     }
-    if (eval_now) std::fprintf(stderr, "%sstep %lld: val_loss %.4f\n", tty ? "\n" : "", (long long)step, vloss);
+    if (eval_now && tty) std::fprintf(stderr, "\n");
+    if (val_now) std::fprintf(stderr, "step %lld: val_loss %.4f\n", (long long)step, vloss);
+    if (!eval_fields.empty()) std::fprintf(stderr, "step %lld: %s\n", (long long)step, eval_summary(eval_fields).c_str());
     if (stop_requested()) {
       interrupted = true;
       break;

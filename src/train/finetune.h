@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "train/train.h"
+
 namespace todae {
 
 struct FinetuneConfig {
@@ -52,6 +54,13 @@ struct FinetuneConfig {
   int keep_last = 2;               // checkpoints kept
   int log_interval = 10;           // progress lines when stderr is not a terminal
   bool plot = true;                // loss.png at the end (a warning without gnuplot)
+  // Benchmark tasks at every evaluation, as in PretrainConfig (`--eval-tasks`, "eval_tasks"):
+  // for LoRA/QLoRA the base with the current adapter, unmerged. app/ turns them into on_eval.
+  std::string eval_tasks;
+  int eval_limit = -1;
+  std::string eval_data_dir;
+  std::vector<std::string> eval_text;
+  EvalHook on_eval;                // not in finetune.json
 };
 
 // Parses finetune.json: every field of FinetuneConfig by its name ("data" and "val_data" may be

@@ -1,7 +1,5 @@
 // metrics.jsonl and the loss-curve PNG. See train.h.
 #include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,7 +10,6 @@
 #include "train/train.h"
 
 using json = nlohmann::json;
-extern char** environ;
 
 namespace todae {
 
@@ -89,36 +86,6 @@ std::vector<json> read_metrics(const std::string& path) {
 }
 
 namespace {
-
-// Runs `gnuplot SCRIPT` without a shell; returns its exit status and its stderr.
-int run_gnuplot(const std::string& script, std::string* err) {
-  std::string err_path = script + ".err";
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  const char* argv[] = {"gnuplot", script.c_str(), nullptr};
-  pid_t pid;
-  int rc = posix_spawnp(&pid, "gnuplot", &fa, nullptr, const_cast<char* const*>(argv), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    *err = cat("cannot run gnuplot: ", std::strerror(rc), " (install gnuplot-nox)");
-    ::unlink(err_path.c_str());
-    return -1;
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  *err = file_exists(err_path) ? read_file(err_path) : "";
-  ::unlink(err_path.c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
-std::string gnuplot_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("''") : std::string(1, c);
-  return out + "'";
-}
 
 std::string first_line(const std::string& s) {
   size_t start = s.find_first_not_of(" \n");

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include "base/base.h"
@@ -50,6 +51,37 @@ void publish_file(const std::string& src, const std::string& dst) {
     return;
   }
   write_file_atomic(dst, read_file(src));
+}
+
+nlohmann::json run_eval_hook(const EvalHook& hook, const EvalHookArgs& args) {
+  try {
+    nlohmann::json j = hook(args);
+    if (j.is_object()) return j;
+    if (!j.is_null()) std::fprintf(stderr, "warning: step %lld: the evaluation hook returned a %s, not an object\n",
+                                   (long long)args.step, j.type_name());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "warning: step %lld: evaluation failed: %s\n", (long long)args.step, e.what());
+  }
+  return nlohmann::json::object();
+}
+
+std::string eval_summary(const nlohmann::json& fields) {
+  std::string out;
+  auto num = [](const nlohmann::json& v) {
+    if (!v.is_number()) return v.dump();
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.4f", v.get<double>());
+    return std::string(buf);
+  };
+  for (auto it = fields.begin(); it != fields.end(); ++it) {
+    const std::string& k = it.key();
+    if (k.size() > 7 && k.compare(k.size() - 7, 7, "_stderr") == 0 && fields.contains(k.substr(0, k.size() - 7)))
+      continue;  // shown with its value
+    std::string name = k.rfind("eval/", 0) == 0 ? k.substr(5) : k;
+    out += cat(out.empty() ? "" : "  ", name, " ", num(it.value()));
+    if (auto e = fields.find(k + "_stderr"); e != fields.end()) out += "±" + num(*e);
+  }
+  return out;
 }
 
 }  // namespace todae

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -173,6 +174,25 @@ std::vector<nlohmann::json> read_metrics(const std::string& path);
 // Writes a loss-curve PNG from a metrics file with gnuplot: "loss" per step, "val_loss" as points
 // where present. Error when gnuplot is missing or fails, or when there is nothing to plot.
 void plot_loss(const std::string& metrics_path, const std::string& png_path);
+
+// ---- evaluation hook --------------------------------------------------------------------------
+//
+// Both training loops call an optional hook at every evaluation step (where val_loss is computed)
+// with the weights as they are after that step's update; the fields it returns go into that step's
+// metrics.jsonl row. It is how `todae pretrain/finetune --eval-tasks` run benchmark tasks while
+// training without this module knowing about evaluation (src/eval sits above it; app/ wires the
+// two). Its time and energy are left out of the run's tokens_per_s and joules.
+
+struct Model;  // model/model.h
+
+struct EvalHookArgs {
+  const Model& model;  // the current weights; with model.lora: base + the current adapter, unmerged
+  int64_t step = 0;
+  double tokens = 0, joules = 0;  // training tokens and joules so far (as in the row)
+  const std::string& tokenizer_json;         // the run's tokenizer files, as texts
+  const std::string& tokenizer_config_json;  // may be empty
+};
+using EvalHook = std::function<nlohmann::json(const EvalHookArgs&)>;
 
 // ---- throughput -------------------------------------------------------------------------------
 

@@ -105,7 +105,13 @@ void pretrain_config_from_json(const json& j, PretrainConfig& c, const std::stri
     else if (k == "log_interval") get(v, key, c.log_interval, source);
     else if (k == "plot") get(v, key, c.plot, source);
     else if (k == "resume") get(v, key, c.resume, source);
-    else fail(source, ": unknown field '", k, "'");
+    else if (k == "eval_tasks") get(v, key, c.eval_tasks, source);
+    else if (k == "eval_limit") get(v, key, c.eval_limit, source);
+    else if (k == "eval_data_dir") get(v, key, c.eval_data_dir, source);
+    else if (k == "eval_text") {
+      if (v.is_string()) c.eval_text = {v.get<std::string>()};
+      else get(v, key, c.eval_text, source);
+    } else fail(source, ": unknown field '", k, "'");
   }
 }
 
@@ -135,7 +141,11 @@ json pretrain_config_to_json(const PretrainConfig& c) {
               {"bf16", c.bf16},
               {"recompute", c.recompute},
               {"prompts", c.prompts},
-              {"sample_tokens", c.sample_tokens}};
+              {"sample_tokens", c.sample_tokens},
+              {"eval_tasks", c.eval_tasks},
+              {"eval_limit", c.eval_limit},
+              {"eval_data_dir", c.eval_data_dir},
+              {"eval_text", c.eval_text}};
 }
 
 // ---- distributed (MPI when built with it and started by mpirun) -------------------------------
@@ -332,7 +342,11 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
   if (lead && !val) std::fprintf(stderr, "pretrain: warning: %s has no validation batch; no val_loss\n", c.data.c_str());
 
   int64_t step = 0;
+  // Training joules so far: a resumed run goes on counting from what its checkpoint recorded.
+  double joules_base = 0;
   if (ck) {
+    if (const json& cm = ck->state["metrics"]; cm.is_object() && cm.contains("joules") && cm["joules"].is_number())
+      joules_base = cm["joules"].get<double>();
     read_params(*ck->model, views, {m.weights.data, m.num_floats});
     read_adamw_state(*ck->optimizer, views, {m.adam_m.data, m.num_floats}, {m.adam_v.data, m.num_floats}, &opt.step);
     step = ck->step;
@@ -372,6 +386,10 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
   }
   EnergyMeter energy;
   const bool tty = isatty(2);
+  // Evaluation (validation, samples, the eval hook) is not training: its seconds and joules are
+  // kept apart, out of tokens_per_s, MFU and the run's joules.
+  double eval_joules = 0, train_joules = joules_base;
+  const double tokens_per_step = double(c.batch_size) * T * c.grad_accum;
 
   auto save = [&](int64_t s) {
     if (!lead) return;
@@ -384,7 +402,7 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
     DataPosition p = train.position();
     w.data_position = json{{"epoch", p.epoch}, {"index", p.index}};
     w.train_config = pretrain_config_to_json(c);
-    w.metrics = json::object();
+    w.metrics = json{{"tokens", tokens_per_step * double(s)}, {"joules", train_joules}};
     w.extra_files["tokenizer.json"] = tok_json;
     if (!tok_cfg.empty()) w.extra_files["tokenizer_config.json"] = tok_cfg;
     std::string dir = save_checkpoint(c.out, w, c.keep_last);
@@ -415,7 +433,6 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
 
   install_stop_signal_handlers();
   std::vector<int32_t> batch(static_cast<size_t>(Bl) * (T + 1));
-  const double tokens_per_step = double(c.batch_size) * T * c.grad_accum;
   const int64_t start_step = step;
   const double t_start = now_s();
   double t_last_print = 0;
@@ -453,12 +470,26 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
     const double loss = red[0] / (c.grad_accum * d.world);
     double dt = now_s() - t0;
     double tps = tokens_per_step / dt;
-    double joules[1] = {energy.joules()};
+    double joules[1] = {energy.joules() - eval_joules};
     if (!energy.measured()) allreduce_sum(d, joules, 1);  // estimates are per process: sum them
+    joules[0] += joules_base;
+    train_joules = joules[0];
 
-    bool eval_now = val && (step % c.eval_interval == 0 || step == c.steps);
-    double vloss = 0, vbpb = 0;
-    if (eval_now) vloss = evaluate(&vbpb);
+    const bool eval_step = step % c.eval_interval == 0 || step == c.steps;
+    const bool val_now = val && eval_step, hook_now = lead && c.on_eval && eval_step;
+    const bool eval_now = val_now || (c.on_eval && eval_step);
+    double vloss = 0, vbpb = 0, eval_dt = 0, eval_dj = 0;
+    json eval_fields = json::object();
+    std::vector<std::string> samples;
+    if (eval_now) {
+      const double te0 = now_s(), je0 = energy.joules();
+      if (val_now) vloss = evaluate(&vbpb);
+      if (lead)
+        for (const auto& p : c.prompts) samples.push_back(greedy_sample(m, tok, p, c.sample_tokens, T, cfg.eos_token_id, c.bf16));
+      if (hook_now) eval_fields = run_eval_hook(c.on_eval, {m, step, tokens_per_step * step, joules[0], tok_json, tok_cfg});
+      eval_dt = now_s() - te0, eval_dj = energy.joules() - je0;
+      eval_joules += eval_dj;
+    }
 
     if (lead) {
       double u = mfu(flops_tok, tps, peak);
@@ -467,7 +498,11 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
                   {"tokens_per_s", tps}, {"mfu", u},
                   {"joules", joules[0]}, {"energy", energy.label()},
                   {"tokens", tokens_per_step * step}, {"step_s", dt}};
-      if (eval_now) row["val_loss"] = vloss, row["val_bpb"] = vbpb;
+      if (val_now) row["val_loss"] = vloss, row["val_bpb"] = vbpb;
+      if (eval_now) {
+        row["eval_s"] = eval_dt, row["eval_joules"] = eval_dj;
+        for (auto& [k, v] : eval_fields.items()) row[k] = v;
+      }
       log->write(row);
       double elapsed = now_s() - t_start;
       double eta = elapsed / double(step - start_step) * double(c.steps - step);
@@ -482,11 +517,11 @@ static int run_pretrain_impl(PretrainConfig c, const Dist& d) {
         t_last_print = now_s();
       }
       if (eval_now) {
-        std::fprintf(stderr, "%sstep %lld: val_loss %.4f val_bpb %.4f\n", tty ? "\n" : "", (long long)step, vloss,
-                     vbpb);
-        for (const auto& p : c.prompts)
-          std::fprintf(stderr, "  %s → %s\n", p.c_str(),
-                       greedy_sample(m, tok, p, c.sample_tokens, T, cfg.eos_token_id, c.bf16).c_str());
+        if (tty) std::fprintf(stderr, "\n");
+        if (val_now) std::fprintf(stderr, "step %lld: val_loss %.4f val_bpb %.4f\n", (long long)step, vloss, vbpb);
+        if (!eval_fields.empty()) std::fprintf(stderr, "step %lld: %s\n", (long long)step, eval_summary(eval_fields).c_str());
+        for (size_t i = 0; i < samples.size(); i++)
+          std::fprintf(stderr, "  %s → %s\n", c.prompts[i].c_str(), samples[i].c_str());
       }
     }
     if (red[1] > 0) {

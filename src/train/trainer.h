@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "train/train.h"
+
 namespace todae {
 
 struct PretrainConfig {
@@ -41,6 +43,14 @@ struct PretrainConfig {
   bool resume = false;
   int log_interval = 10;         // progress lines when stderr is not a terminal
   bool plot = true;              // loss-curve PNG at the end (skipped with a warning without gnuplot)
+  // Benchmark tasks at every evaluation (`--eval-tasks`, as `todae eval --tasks`: names, groups
+  // or task .yaml files), scored into that step's metrics.jsonl row as "eval/TASK/METRIC". This
+  // module only records them; app/ turns them into on_eval.
+  std::string eval_tasks;
+  int eval_limit = -1;                 // documents per task (< 0: all)
+  std::string eval_data_dir;           // the tasks' data folder (`todae eval --data-dir`)
+  std::vector<std::string> eval_text;  // text files of the bpb task
+  EvalHook on_eval;                    // called on rank 0 at every evaluation (not in train.json)
 };
 
 // Parses train.json: every field of PretrainConfig by its name ("model" may be an object or a path).

@@ -3,8 +3,11 @@
 // bits per byte, and the runner (aggregation, samples, --resume) with a scripted model.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <random>
 
 #include "base/base.h"
@@ -300,4 +303,97 @@ TEST(Runner, BitsPerByteArithmetic) {
   EXPECT_NEAR(r.metrics["bits_per_byte"]["value"].get<double>(), -ll / bytes / std::log(2.0), 1e-12);
   EXPECT_NEAR(r.metrics["byte_perplexity"]["value"].get<double>(), std::exp(0.5), 1e-12);
   EXPECT_NEAR(r.metrics["word_perplexity"]["value"].get<double>(), std::exp(-ll / 5.0), 1e-9);  // 2 + 3 words
+}
+
+namespace {
+
+// A model whose requests may run at once (an endpoint's are): run_task gives it concurrency()
+// documents at a time. Log-likelihoods depend only on the continuation; a context containing
+// `fail_on` fails, as a request to a server that went away does.
+struct ConcurrentFake : EvalModel {
+  int threads = 4;
+  bool overlap = false;  // the first request waits for a second one to be in flight (at most 2 s)
+  std::string fail_on;
+  std::mutex mu;
+  std::condition_variable cv;
+  int inflight = 0, max_inflight = 0, done = 0;
+  std::vector<LogLik> loglikelihood(const std::string& ctx, const std::vector<std::string>& conts) override {
+    {
+      std::unique_lock lock(mu);
+      max_inflight = std::max(max_inflight, ++inflight);
+      cv.notify_all();
+      // (until a second request is in flight, or a while: shows that documents overlap)
+      if (overlap) cv.wait_for(lock, std::chrono::seconds(2), [&] { return inflight >= 2 || done > 0; });
+      --inflight;
+    }
+    if (!fail_on.empty() && ctx.find(fail_on) != std::string::npos) throw Error("endpoint x: HTTP 503: gone");
+    std::vector<LogLik> out;
+    for (const std::string& c : conts) out.push_back({-double(c.size() % 7) - 0.25, false, 1});
+    std::lock_guard lock(mu);
+    ++done;
+    cv.notify_all();
+    return out;
+  }
+  LogLik loglikelihood_rolling(const std::string&) override { return {}; }
+  std::string generate_until(const std::string&, const std::vector<std::string>&, int) override { return ""; }
+  nlohmann::ordered_json describe() override { return {{"path", "concurrent"}}; }
+  int concurrency() const override { return threads; }
+};
+
+}  // namespace
+
+TEST(Runner, ConcurrentDocumentsGiveTheSameResultsAndKeepFinishedSamplesOnFailure) {
+  test::TempDir d;
+  std::string rows;
+  for (int i = 0; i < 20; i++)
+    rows += cat("{\"q\": \"q", i, "\", \"c\": [\"", std::string(size_t(i % 5 + 1), 'a'), "\", \"bb\", \"ccc\"], \"label\": ",
+                i % 3, "}\n");
+  d.file("test.jsonl", rows);
+  const std::string y = d.file("mc.yaml",
+                               "task: mc\noutput_type: multiple_choice\ntest_split: test\ndataset_path: .\n"
+                               "doc_to_text: \"{{q}}\"\ndoc_to_choice: c\ndoc_to_target: label\n");
+  ConcurrentFake one;
+  one.threads = 1;
+  RunOptions ro;
+  ro.out_dir = d.path + "/one";
+  const TaskResult r1 = run_task(one, load_task_file(y), ro);
+  ConcurrentFake four;
+  four.overlap = true;
+  ro.out_dir = d.path + "/four";
+  const TaskResult r4 = run_task(four, load_task_file(y), ro);
+  EXPECT_GE(four.max_inflight, 2);
+  EXPECT_EQ(r4.n, 20);
+  EXPECT_EQ(r4.metrics, r1.metrics);  // samples aggregated in document order, whatever order they finished in
+  auto lines = [](const std::string& f) {
+    std::map<size_t, std::string> m;
+    std::string t = read_file(f);
+    for (size_t p = 0, e; (e = t.find('\n', p)) != std::string::npos; p = e + 1) {
+      nlohmann::json j = nlohmann::json::parse(t.substr(p, e - p));
+      m[j["doc_id"].get<size_t>()] = j.dump();
+    }
+    return m;
+  };
+  EXPECT_EQ(lines(d.path + "/four/samples_mc.jsonl"), lines(d.path + "/one/samples_mc.jsonl"));
+
+  // Document 7 fails: the error comes out, every finished document's sample is on disk, and
+  // --resume evaluates only the rest.
+  ConcurrentFake failing;
+  failing.fail_on = "q7";
+  ro.out_dir = d.path + "/fail";
+  try {
+    run_task(failing, load_task_file(y), ro);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "endpoint x: HTTP 503: gone");
+  }
+  const auto kept = lines(d.path + "/fail/samples_mc.jsonl");
+  EXPECT_EQ(int(kept.size()), failing.done);
+  EXPECT_EQ(kept.count(7), 0u);
+  EXPECT_GE(kept.size(), 7u);  // documents 0-6 were handed out before 7, and those in flight finish
+  ConcurrentFake rest;
+  ro.resume = true;
+  const TaskResult rr = run_task(rest, load_task_file(y), ro);
+  EXPECT_EQ(rr.reused, int(kept.size()));
+  EXPECT_EQ(rest.done, 20 - int(kept.size()));
+  EXPECT_EQ(rr.metrics, r1.metrics);
 }

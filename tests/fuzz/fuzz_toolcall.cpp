@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "serve/toolcall.h"
+#include "text/toolcall.h"
 
-using namespace todae::serve;
+using namespace todae;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

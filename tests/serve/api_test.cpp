@@ -1,11 +1,11 @@
 // The API layer of `todae serve`: request validation, OpenAI-shaped errors and responses, SSE
 // framing, tool-call markup, metrics text.
+#include "base/base.h"
 #include "serve/api.h"
 
 #include <gtest/gtest.h>
 
 #include "serve/metrics.h"
-#include "serve/toolcall.h"
 
 using namespace todae::serve;
 
@@ -305,6 +305,54 @@ TEST(ServeApi, ChatResponseShape) {
   EXPECT_EQ(j["choices"][0]["logprobs"]["text_offset"][0], 0);
 }
 
+// lm-eval's local-completions log-likelihood request: echo + logprobs + max_tokens 0, one prompt or a
+// list of them (texts or token ids).
+TEST(ServeApi, EchoLogprobsRequestsAndShape) {
+  GenRequest r = parse_completion_request(J(
+      R"({"model":"m","prompt":"ctx cont","echo":true,"logprobs":1,"max_tokens":0,"temperature":0,"seed":1234})"));
+  EXPECT_EQ(r.max_tokens, 0);
+  EXPECT_TRUE(r.echo && r.logprobs);
+  EXPECT_EQ(r.top_logprobs, 1);
+  EXPECT_EQ(r.prompts, std::vector<std::string>{"ctx cont"});
+  r = parse_completion_request(J(R"({"model":"m","prompt":[[1,2],[3]],"echo":true,"logprobs":1,"max_tokens":1})"),
+                               Limits{16, 10});
+  ASSERT_EQ(r.prompts_ids.size(), 2u);
+  EXPECT_EQ(r.prompts_ids[1], std::vector<int32_t>{3});
+  EXPECT_TRUE(r.prompt_is_ids);
+  r = parse_completion_request(J(R"({"model":"m","prompt":["a","b","c"]})"));
+  EXPECT_EQ(r.prompts, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(r.prompt, "a");
+  // max_tokens 0 generates nothing: only with echo (else there is no output at all)
+  EXPECT_EQ(expect_error([] { parse_completion_request(J(R"({"model":"m","prompt":"x","max_tokens":0})")); }).param,
+            "max_tokens");
+  EXPECT_EQ(expect_error([] { parse_chat_request(J(R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0})")); }).param,
+            "max_tokens");
+  EXPECT_EQ(expect_error([] { parse_completion_request(J(R"({"model":"m","prompt":["a",[1]]})")); }).param, "prompt[1]");
+  EXPECT_EQ(expect_error([] { parse_completion_request(J(R"({"model":"m","prompt":[[1],[]]})")); }).param, "prompt[1]");
+  EXPECT_EQ(expect_error([] { parse_completion_request(J(R"({"model":"m","prompt":["a","b"],"stream":true})")); }).param,
+            "prompt");
+
+  // The prompt's tokens: the first has no logprob (null, as OpenAI and vLLM); offsets are code
+  // points, a token starting inside a character gets that character's index; a token the text does
+  // not hold (a special token the tokenizer added) takes the current position; the token itself
+  // is among top_logprobs.
+  std::vector<LogprobEntry> lps(5);
+  lps[0].token = "<s>", lps[0].null = true;
+  lps[1].token = "가", lps[1].logprob = -1.25, lps[1].top = {{"나", -0.5}};
+  lps[2].token = "\xeb\x82", lps[2].logprob = -2;  // half of 나
+  lps[3].token = "\x98", lps[3].logprob = -3;
+  lps[4].token = " b", lps[4].logprob = -0.125, lps[4].top = {{" b", -0.125}};
+  json j = completion_logprobs_json(lps, "가나 b");
+  EXPECT_EQ(j["text_offset"], J("[0,0,1,1,2]"));
+  EXPECT_TRUE(j["token_logprobs"][0].is_null());
+  EXPECT_TRUE(j["top_logprobs"][0].is_null());
+  EXPECT_EQ(j["token_logprobs"][1], -1.25);
+  EXPECT_EQ(j["top_logprobs"][1], J(R"({"나":-0.5,"가":-1.25})"));
+  EXPECT_EQ(j["top_logprobs"][4], J(R"({" b":-0.125})"));
+  EXPECT_EQ(j["tokens"][2], "\ufffd");
+  EXPECT_EQ(completion_logprobs_json({lps[4]}, " b", 7)["text_offset"], J("[7]"));
+}
+
 TEST(ServeApi, SseFraming) {
   json ch = chat_chunk("id", 1, "m", 0, json{{"content", "hi\nthere"}}, nullptr, nullptr, true);
   std::string ev = sse_event(ch);
@@ -332,11 +380,11 @@ TEST(ServeApi, SseFraming) {
 }
 
 TEST(ServeApi, Helpers) {
-  EXPECT_EQ(base64_encode(""), "");
-  EXPECT_EQ(base64_encode("f"), "Zg==");
-  EXPECT_EQ(base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(todae::base64_encode(""), "");
+  EXPECT_EQ(todae::base64_encode("f"), "Zg==");
+  EXPECT_EQ(todae::base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(todae::base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(todae::base64_encode("foobar"), "Zm9vYmFy");
   EXPECT_TRUE(constant_time_equal("abc", "abc"));
   EXPECT_FALSE(constant_time_equal("abc", "abd"));
   EXPECT_FALSE(constant_time_equal("abc", "abcd"));
@@ -349,7 +397,7 @@ TEST(ServeApi, Helpers) {
   EXPECT_EQ(id.size(), 9u + 24u);
   EXPECT_NE(id, random_id("chatcmpl-"));
   json e = embeddings_response("m", {{1.0f, 0.0f}}, true, 3);
-  EXPECT_EQ(e["data"][0]["embedding"], base64_encode(std::string("\x00\x00\x80\x3f\x00\x00\x00\x00", 8)));
+  EXPECT_EQ(e["data"][0]["embedding"], todae::base64_encode(std::string("\x00\x00\x80\x3f\x00\x00\x00\x00", 8)));
   EXPECT_EQ(models_response("m", 1, 64)["data"][0]["id"], "m");
   // LoRA adapters follow the base, as vLLM lists them: parent = the base's id, root = the path
   json ml = models_response("m", 1, 64, {{"sql", "/a/sql"}, {"ko", "/a/ko"}});
@@ -360,53 +408,6 @@ TEST(ServeApi, Helpers) {
   EXPECT_EQ(ml["data"][1]["root"], "/a/sql");
   EXPECT_EQ(ml["data"][2]["id"], "ko");
   EXPECT_EQ(ml["data"][2]["object"], "model");
-}
-
-TEST(ServeToolCalls, ParsesMarkedCallsInStreamedText) {
-  ToolCallParser p;
-  std::vector<ToolCall> calls;
-  std::string shown;
-  const std::string out =
-      "Let me check.<|tool_call|>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"서울\"}}<|/tool_call|>\n"
-      "<tool_call>{\"name\":\"add\",\"arguments\":{\"a\":1}}</tool_call>";
-  for (char ch : out) shown += p.push(std::string(1, ch), calls);  // byte by byte
-  shown += p.finish(calls);
-  EXPECT_EQ(shown, "Let me check.");
-  ASSERT_EQ(calls.size(), 2u);
-  EXPECT_EQ(calls[0].name, "get_weather");
-  EXPECT_EQ(json::parse(calls[0].arguments)["city"], "서울");
-  EXPECT_EQ(calls[1].name, "add");
-  EXPECT_EQ(calls[0].id.rfind("call_", 0), 0u);
-  EXPECT_NE(calls[0].id, calls[1].id);
-}
-
-TEST(ServeToolCalls, HoldsBackOnlyPossibleMarkers) {
-  ToolCallParser p;
-  std::vector<ToolCall> calls;
-  EXPECT_EQ(p.push("a <", calls), "a ");
-  EXPECT_EQ(p.push("b", calls), "<b");
-  EXPECT_EQ(p.push("<|tool", calls), "");
-  EXPECT_EQ(p.finish(calls), "<|tool");
-  // Not JSON inside the markers: shown as text.
-  ToolCallParser q;
-  std::string s = q.push("<|tool_call|>not json<|/tool_call|>", calls);
-  EXPECT_EQ(s, "<|tool_call|>not json<|/tool_call|>");
-  EXPECT_TRUE(calls.empty());
-  // A number no double holds (the model can write one): not a call, shown as text.
-  ToolCallParser big;
-  EXPECT_EQ(big.push("<|tool_call|>{\"name\":\"f\",\"arguments\":{\"x\":1e999}}<|/tool_call|>", calls),
-            "<|tool_call|>{\"name\":\"f\",\"arguments\":{\"x\":1e999}}<|/tool_call|>");
-  EXPECT_TRUE(calls.empty());
-  // An unclosed call whose body is complete JSON still counts at the end.
-  ToolCallParser r;
-  EXPECT_EQ(r.push("<|tool_call|>{\"name\":\"f\",\"parameters\":{}}", calls), "");
-  EXPECT_EQ(r.finish(calls), "");
-  ASSERT_EQ(calls.size(), 1u);
-  EXPECT_EQ(calls[0].arguments, "{}");
-  // Disabled: everything is text.
-  ToolCallParser off;
-  off.enabled = false;
-  EXPECT_EQ(off.push("<|tool_call|>{}", calls), "<|tool_call|>{}");
 }
 
 TEST(ServeMetrics, PrometheusText) {

@@ -427,3 +427,50 @@ TEST(ServeScheduler, PrefixReuseOnlyUnderTheSameAdapter) {
   EXPECT_EQ(run(0), 39);
   EXPECT_EQ(run(2), 0);
 }
+
+// Prompt scoring (completions with echo + logprobs, lm-eval's log-likelihood request): every
+// prompt token's logprob from the passes that read the prompt, stitched across chunked prefill,
+// never from a reused cached prefix (it has no logits); max_tokens 0 ends after the prompt.
+TEST(ServeScheduler, PromptLogprobsAcrossChunksAndNoPrefixReuse) {
+  FakeEngine e(2, 1024);
+  SchedulerOptions so;
+  so.batch_tokens = 100;
+  so.prefill_chunk = 40;
+  Scheduler s(e, so);
+  const Tokenizer& tok = test_tokenizer();
+  const int V = e.V;
+  // the fake's row for position p puts 20 on "abc"[(p + 1) % 3], 0 elsewhere
+  const double lz = std::log(std::exp(20.0) + double(V - 1));
+  for (int round = 0; round < 2; ++round) {
+    auto other = gen_job(3, 30);  // decoding beside it: the prompt is read 40 tokens a pass
+    auto j = gen_job(250, round == 0 ? 0 : 2);
+    j->prompt_logprobs = 1;
+    ASSERT_TRUE(s.submit(other));
+    ASSERT_TRUE(s.submit(j));
+    std::vector<Event> all;
+    while (!j->wait_events(all, 50ms)) {
+    }
+    collect(*other);
+    ASSERT_FALSE(all.empty());
+    const std::vector<LogprobEntry>& p = all[0].prompt_logprobs;
+    ASSERT_EQ(p.size(), 250u) << round;
+    EXPECT_TRUE(p[0].null);
+    EXPECT_EQ(p[0].token, "y");
+    for (size_t i = 1; i < p.size(); ++i) {
+      ASSERT_FALSE(p[i].null);
+      EXPECT_EQ(p[i].token, i % 2 ? "x" : "y") << i;
+      EXPECT_NEAR(p[i].logprob, -lz, 1e-5) << i;
+      ASSERT_EQ(p[i].top.size(), 1u);
+      EXPECT_EQ(p[i].top[0].first, tok.token_bytes(e.letter[i % 3]));
+      EXPECT_NEAR(p[i].top[0].second, 20.0 - lz, 1e-5);
+    }
+    std::string text, finish;
+    for (size_t k = 1; k < all.size(); ++k) EXPECT_TRUE(all[k].prompt_logprobs.empty());
+    for (const Event& ev : all) text += ev.text, finish = ev.finish_reason.empty() ? finish : ev.finish_reason;
+    EXPECT_EQ(finish, "length");
+    EXPECT_EQ(text, round == 0 ? "" : expected(250, 2));
+    EXPECT_EQ(j->usage.completion_tokens, round == 0 ? 0 : 2);
+    EXPECT_EQ(j->usage.cached_tokens, 0);  // the second round's prompt is cached, but not reused
+  }
+  EXPECT_LE(e.max_batch, 100);
+}

@@ -345,7 +345,10 @@ test("completions (legacy)", async () => {
   const r = await client.completions.create({ model: "tiny", prompt: "데비안은", max_tokens: 8, temperature: 0, echo: true, logprobs: 2 });
   assert.equal(r.object, "text_completion");
   assert.ok(r.choices[0].text.startsWith("데비안은"));
-  assert.equal(r.choices[0].logprobs.tokens.length, r.usage.completion_tokens);
+  // echo + logprobs: the prompt's tokens too (the first with a null logprob, as OpenAI and vLLM)
+  assert.equal(r.choices[0].logprobs.tokens.length, r.usage.prompt_tokens + r.usage.completion_tokens);
+  assert.equal(r.choices[0].logprobs.token_logprobs[0], null);
+  assert.equal(r.choices[0].logprobs.text_offset[0], 0);
   const s = await client.completions.create({ model: "tiny", prompt: "데비안은", max_tokens: 8, temperature: 0, stream: true });
   let text = "";
   for await (const c of s) text += c.choices[0]?.text ?? "";

@@ -1,18 +1,24 @@
-// todae serve: finding tool calls in generated text. Models write a call as a marked JSON object,
+// todae text: finding tool calls in generated text. Models write a call as a marked JSON object,
 //   <|tool_call|>{"name": "get_weather", "arguments": {"city": "Seoul"}}<|/tool_call|>
 // (todae's tokenizers have these marker tokens; Qwen/Hermes-style <tool_call>...</tool_call> is
 // understood too). The parser works on streamed text: it passes plain content through at once,
 // holds back what could be the start of a marker, and returns each call when its closing marker
 // (or the end of the output) arrives.
+//
+// It lives here, beside the chat templates that write these markers, because both `todae serve`
+// (OpenAI tool_calls) and `todae eval` (tool-calling tasks) read them. Call ids are the API's
+// business: the parser leaves ToolCall::id empty and todae serve assigns them.
 #pragma once
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "serve/api.h"
+namespace todae {
 
-namespace todae::serve {
+struct ToolCall {
+  std::string id, name, arguments;  // arguments: JSON text
+};
 
 struct ToolCallParser {
   bool enabled = true;
@@ -28,7 +34,8 @@ struct ToolCallParser {
   static std::string cat_marker(int which, const std::string& body);
 };
 
-// Parses a call body {"name": ..., "arguments": {...}} ("parameters" accepted too); false if it is not one.
+// Parses a call body {"name": ..., "arguments": {...}} ("parameters" accepted too); false if it is
+// not one. Arguments given as a JSON value become its JSON text; given as a string, that string.
 bool parse_tool_call_body(std::string_view body, ToolCall& out);
 
-}  // namespace todae::serve
+}  // namespace todae

@@ -1,7 +1,9 @@
 // Tool-call markup in generated text (see toolcall.h).
-#include "serve/toolcall.h"
+#include "text/toolcall.h"
 
-namespace todae::serve {
+#include <nlohmann/json.hpp>
+
+namespace todae {
 
 namespace {
 
@@ -22,9 +24,15 @@ size_t partial_open_suffix(std::string_view s) {
   return best;
 }
 
+// JSON text that never throws on invalid UTF-8 (replaced by U+FFFD): generated text can hold any bytes.
+std::string dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 }  // namespace
 
 bool parse_tool_call_body(std::string_view body, ToolCall& out) {
+  using json = nlohmann::ordered_json;
   json j = json::parse(body.begin(), body.end(), nullptr, false);
   if (j.is_discarded() || !j.is_object()) return false;
   auto name = j.find("name");
@@ -38,7 +46,6 @@ bool parse_tool_call_body(std::string_view body, ToolCall& out) {
     out.arguments = args->get<std::string>();
   else
     out.arguments = dump(*args);
-  if (out.id.empty()) out.id = random_id("call_");
   return true;
 }
 
@@ -106,4 +113,4 @@ std::string ToolCallParser::cat_marker(int which, const std::string& body) {
   return std::string(kMarkers[which].open) + body;
 }
 
-}  // namespace todae::serve
+}  // namespace todae
