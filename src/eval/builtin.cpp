@@ -32,6 +32,10 @@ metric_list:
   - metric: acc
     aggregation: mean
     higher_is_better: true
+  - metric: f1
+    aggregation: !function utils.macro_f1_score
+    average: macro
+    higher_is_better: true
 )Y";
 
 const char* kKobestCopa = R"Y(task: kobest_copa
@@ -48,6 +52,10 @@ required_columns: [premise, question, alternative_1, alternative_2, label]
 metric_list:
   - metric: acc
     aggregation: mean
+    higher_is_better: true
+  - metric: f1
+    aggregation: !function utils.macro_f1_score
+    average: macro
     higher_is_better: true
 )Y";
 
@@ -69,6 +77,10 @@ metric_list:
   - metric: acc_norm
     aggregation: mean
     higher_is_better: true
+  - metric: f1
+    aggregation: !function utils.macro_f1_score
+    average: macro
+    higher_is_better: true
 )Y";
 
 const char* kKobestSentineg = R"Y(task: kobest_sentineg
@@ -86,6 +98,10 @@ metric_list:
   - metric: acc
     aggregation: mean
     higher_is_better: true
+  - metric: f1
+    aggregation: !function utils.macro_f1_score
+    average: macro
+    higher_is_better: true
 )Y";
 
 const char* kKobestWic = R"Y(task: kobest_wic
@@ -102,6 +118,10 @@ required_columns: [word, context_1, context_2, label]
 metric_list:
   - metric: acc
     aggregation: mean
+    higher_is_better: true
+  - metric: f1
+    aggregation: !function utils.macro_f1_score
+    average: macro
     higher_is_better: true
 )Y";
 

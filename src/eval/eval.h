@@ -88,6 +88,11 @@ struct ExactMatchOptions {
 };
 double exact_match(std::string_view pred, std::string_view ref, const ExactMatchOptions& o = {});
 
+// sklearn's f1_score of the samples idx (gold and predicted class ids), in 0..1, as lm-eval's f1
+// aggregations call it: binary (the F1 of class 1) or macro (the mean F1 over every class that
+// is a gold or a predicted label). A class with no true positive, false positive or negative: 0.
+double f1_score(const std::vector<int>& gold, const std::vector<int>& pred, const std::vector<size_t>& idx, bool macro);
+
 // lm-eval's RegexFilter: all matches of `pattern` (Python re syntax: PCRE2 with UTF and Unicode
 // properties); match number group_select (negative counts from the end); a match with groups
 // gives its first non-empty group; stripped. No match: fallback.

@@ -6,7 +6,9 @@
 #include <pcre2.h>
 #include <utf8proc.h>
 
+#include <array>
 #include <cmath>
+#include <map>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -531,6 +533,27 @@ double bootstrap_stderr(size_t n, const std::function<double(const std::vector<s
   double ss = 0;
   for (double s : scores) ss += (s - mean) * (s - mean);
   return std::sqrt(ss / double(scores.size() - 1));
+}
+
+double f1_score(const std::vector<int>& gold, const std::vector<int>& pred, const std::vector<size_t>& idx, bool macro) {
+  std::map<int, std::array<int64_t, 3>> c;  // class -> true positives, false positives, false negatives
+  if (!macro) c[1] = {0, 0, 0};
+  for (size_t i : idx) {
+    const int g = gold[i], p = pred[i];
+    if (macro) c[g], c[p];
+    if (g == p) {
+      if (c.count(g)) c[g][0]++;
+    } else {
+      if (c.count(p)) c[p][1]++;
+      if (c.count(g)) c[g][2]++;
+    }
+  }
+  double sum = 0;
+  for (const auto& [label, v] : c) {
+    const int64_t d = 2 * v[0] + v[1] + v[2];
+    sum += d == 0 ? 0.0 : 2.0 * double(v[0]) / double(d);
+  }
+  return c.empty() ? 0.0 : sum / double(c.size());
 }
 
 }  // namespace todae::eval

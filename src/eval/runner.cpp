@@ -479,6 +479,16 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
       std::vector<size_t> all(n);
       for (size_t i = 0; i < n; i++) all[i] = i;
       r.metrics[name] = metric_entry(score(all), bootstrap_stderr(n, score, boot, seed), false);
+    } else if (name == "f1") {
+      // lm-eval's f1 of multiple choice: (gold, chosen) pairs into sklearn's f1_score — binary by
+      // default, macro with KoBEST's macro_f1_score aggregation or `average: macro`.
+      const bool macro = m.aggregation == "macro_f1" || (m.kwargs.contains("average") && m.kwargs["average"] == "macro");
+      std::vector<int> gold(n), pred(n);
+      for (size_t i = 0; i < n; i++) gold[i] = samples[i]["gold"].get<int>(), pred[i] = samples[i]["prediction"].get<int>();
+      auto score = [&](const std::vector<size_t>& idx) { return f1_score(gold, pred, idx, macro); };
+      std::vector<size_t> all(n);
+      for (size_t i = 0; i < n; i++) all[i] = i;
+      r.metrics[name] = metric_entry(score(all), bootstrap_stderr(n, score, boot, seed), m.higher_is_better);
     } else if (name == "chrf" || name == "chrf++" || name == "bleu") {
       for (const FilterSpec& f : filters_of(t)) {
         std::vector<std::string> hyps;

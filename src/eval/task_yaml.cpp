@@ -139,7 +139,7 @@ DocField doc_field(const Key& k, const std::string& name) {
 const std::set<std::string>& known_metrics() {
   static const std::set<std::string> m = {"acc", "acc_norm", "exact_match", "chrf", "chrf++", "bleu", "perplexity",
                                           "word_perplexity", "byte_perplexity", "bits_per_byte", "tool_call_acc",
-                                          "tool_name_acc"};
+                                          "tool_name_acc", "f1"};
   return m;
 }
 
@@ -258,7 +258,13 @@ TaskConfig parse_keys(std::string_view yaml, const std::string& source, const In
         const std::string name = f->first.Scalar();
         Key fk{f->second, ml.source};
         if (name == "metric") m.metric = str(fk, where + ".metric");
-        else if (name == "aggregation") m.aggregation = str(fk, where + ".aggregation");
+        else if (name == "aggregation") {
+          // lm-eval's KoBEST files aggregate f1 with `!function utils.macro_f1_score` (sklearn's
+          // macro F1): that one hook is built in; any other Python is refused.
+          const YAML::Node a = f->second;
+          if (a.Tag() == "!function" && a.IsScalar() && a.Scalar().ends_with("macro_f1_score")) m.aggregation = "macro_f1";
+          else m.aggregation = str(fk, where + ".aggregation");
+        }
         else if (name == "higher_is_better") m.higher_is_better = boolean(fk, where + ".higher_is_better");
         else if (f->second.IsScalar()) {
           const std::string v = f->second.Scalar();
@@ -275,8 +281,11 @@ TaskConfig parse_keys(std::string_view yaml, const std::string& source, const In
         bad(k, where, cat("unknown metric '", printable(m.metric), "' (todae knows ", known, ")"));
       }
       if (!m.aggregation.empty() && m.aggregation != "mean" && m.aggregation != "bleu" && m.aggregation != "chrf" &&
-          m.aggregation != "perplexity" && m.aggregation != "weighted_perplexity" && m.aggregation != "bits_per_byte")
+          m.aggregation != "perplexity" && m.aggregation != "weighted_perplexity" && m.aggregation != "bits_per_byte" &&
+          m.aggregation != "f1" && m.aggregation != "macro_f1")
         bad(k, where + ".aggregation", cat("'", printable(m.aggregation), "' is not supported"));
+      if (m.metric == "f1" && t.output_type != OutputType::MultipleChoice)
+        bad(k, where, "metric f1 (of the chosen answers) needs output_type: multiple_choice");
       t.metrics.push_back(std::move(m));
     }
   }

@@ -303,3 +303,17 @@ TEST(Stderr, MeanStderrAndBootstrap) {
   EXPECT_NEAR(bs, mean_stderr(x).stderr, 0.25 * mean_stderr(x).stderr);
   EXPECT_EQ(bootstrap_stderr(x.size(), score, 400, 5), bs);  // seeded
 }
+
+// sklearn.metrics.f1_score on the same labels: binary (class 1) 0.5, macro 0.58333 (class 0:
+// tp 2, fp 2, fn 0 -> 2/3; class 1: tp 1, fp 0, fn 2 -> 1/2); a class only predicted counts in the
+// macro mean with F1 0; an empty sample set is 0.
+TEST(F1, AsSklearnComputesIt) {
+  const std::vector<int> gold = {0, 1, 1, 0, 1}, pred = {0, 1, 0, 0, 0};
+  const std::vector<size_t> all = {0, 1, 2, 3, 4};
+  EXPECT_NEAR(f1_score(gold, pred, all, false), 0.5, 1e-12);
+  EXPECT_NEAR(f1_score(gold, pred, all, true), (2.0 / 3 + 0.5) / 2, 1e-12);
+  const std::vector<int> g3 = {0, 0, 1}, p3 = {0, 2, 1};  // class 2 never gold
+  EXPECT_NEAR(f1_score(g3, p3, {0, 1, 2}, true), (2.0 / 3 + 1.0 + 0.0) / 3, 1e-12);
+  EXPECT_NEAR(f1_score(gold, pred, {}, false), 0.0, 1e-12);
+  EXPECT_NEAR(f1_score(gold, pred, {0, 0, 3}, false), 0.0, 1e-12);  // no class 1 at all: sklearn's zero_division 0
+}

@@ -203,6 +203,23 @@ TEST(BuiltinTasks, KobestPromptsAsLmEval) {
   EXPECT_ERROR(prepare_task(builtin_task("kobest_boolq"), ro), "boolq/test.jsonl:1: no column 'question'");
   RunOptions none;
   EXPECT_ERROR(prepare_task(builtin_task("kobest_boolq"), none), "skt/kobest_v1 (boolq) is not a local path");
+  // Every KoBEST task reports lm-eval's macro F1 beside acc (its `!function utils.macro_f1_score`).
+  for (const std::string& t : expand_task_group("kobest")) {
+    const TaskConfig c = builtin_task(t);
+    ASSERT_GE(c.metrics.size(), 2u) << t;
+    EXPECT_EQ(c.metrics.back().metric, "f1") << t;
+    EXPECT_EQ(c.metrics.back().aggregation, "macro_f1") << t;
+  }
+}
+
+TEST(TaskYaml, MacroF1IsTheOnlyPythonHookBuiltIn) {
+  const std::string head = "task: t\ndataset_path: x.jsonl\noutput_type: multiple_choice\ndoc_to_text: q\n"
+                           "doc_to_choice: [a, b]\ndoc_to_target: 0\nmetric_list:\n  - metric: f1\n    aggregation: ";
+  EXPECT_EQ(parse_task_yaml(head + "!function utils.macro_f1_score\n", "k.yaml").metrics[0].aggregation, "macro_f1");
+  EXPECT_ERROR(parse_task_yaml(head + "!function utils.weighted_f1_score\n", "k.yaml"), "k.yaml:9: metric_list[0].aggregation: '!function utils.weighted_f1_score' is Python code");
+  EXPECT_ERROR(parse_task_yaml("task: t\ndataset_path: x.jsonl\noutput_type: generate_until\ndoc_to_text: q\n"
+                               "doc_to_target: a\nmetric_list:\n  - metric: f1\n", "g.yaml"),
+               "g.yaml:7: metric_list[0]: metric f1 (of the chosen answers) needs output_type: multiple_choice");
 }
 
 TEST(BuiltinTasks, KmmluHaeraeClickFormats) {
