@@ -123,12 +123,13 @@ void run(EvalArgs& a) {
     model = endpoint_model(a);
   } else {
     if (a.threads > 0) set_threads(a.threads);
-    LoadOptions lo;
-    if (a.ctx > 0) lo.max_context = a.ctx;
-    m = std::make_unique<InferModel>(load_model(a.model, lo));
+    int checkpoint_adapter = 0;
+    m = std::make_unique<InferModel>(load_eval_model(a.model, std::max(0, a.ctx), &checkpoint_adapter));
+    if (checkpoint_adapter && !a.loras.empty())
+      fail("--lora: ", a.model, " is a LoRA fine-tuning checkpoint, which brings its own adapter");
     LocalModelOptions mo;
     mo.ctx = a.ctx;
-    mo.adapter = add_adapters(*m, a.loras);
+    mo.adapter = checkpoint_adapter ? checkpoint_adapter : add_adapters(*m, a.loras);
     mo.add_bos = a.add_bos;
     model = make_local_model(*m, mo);
   }

@@ -415,6 +415,10 @@ struct WatchOptions {
 };
 // Returns the exit code: 0, or 1 when a checkpoint could not be evaluated (with --once).
 int watch_run(const WatchOptions& o);
+// What `todae eval --model PATH` evaluates: anything load_model reads, or a fine-tuning checkpoint
+// (RUN/step-N with state.json): a LoRA/QLoRA one is its base (train_config.model, QLoRA in its
+// block type) with the checkpoint's adapter, whose id goes to *adapter (0: none). watch.cpp.
+InferModel load_eval_model(const std::string& path, int max_context, int* adapter);
 
 // ---- reports (report.cpp: inputs and deltas; report_render.cpp: HTML, Markdown, plots) ----------
 

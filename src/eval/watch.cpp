@@ -174,6 +174,23 @@ bool evaluate_checkpoint(const WatchOptions& o, const std::vector<TaskConfig>& t
 
 }  // namespace
 
+InferModel load_eval_model(const std::string& path, int max_context, int* adapter) {
+  const std::string state_path = path + "/state.json";
+  if (is_directory(path) && file_exists(state_path)) {
+    json state;
+    try {
+      state = json::parse(read_file(state_path));
+    } catch (const json::exception& e) {
+      fail(state_path, ": not valid JSON: ", e.what());
+    }
+    return load_checkpoint_model(path, state, max_context, adapter);
+  }
+  LoadOptions lo;
+  lo.max_context = max_context;
+  *adapter = 0;
+  return load_model(path, lo);
+}
+
 int watch_run(const WatchOptions& o) {
   if (o.run_dir.empty()) fail("--watch: no run folder given");
   if (!(o.poll_seconds > 0)) fail("--poll: must be a positive number of seconds");

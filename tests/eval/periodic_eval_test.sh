@@ -116,6 +116,11 @@ print("ok")
 EOF
 "$todae" eval --model "$run" --lora "$tmp/ft" --tasks "$tasks" --limit 6 --text "$text" --threads 2 --out "$tmp/eft" -q >/dev/null 2>&1
 check "finetune last step = todae eval --lora on the adapter" 0 "same" compare "$tmp/ft/metrics.jsonl" 12 "$tmp/eft/results.json"
+# A LoRA checkpoint given as --model is its base with that checkpoint's adapter: its step's numbers.
+"$todae" eval --model "$tmp/ft/step-6" --tasks "$tasks" --limit 6 --text "$text" --threads 2 --out "$tmp/eck" -q >/dev/null 2>&1
+check "eval --model on a LoRA checkpoint = its step's scores" 0 "same" compare "$tmp/ft/metrics.jsonl" 6 "$tmp/eck/results.json"
+check "eval --model LoRA checkpoint + --lora" fail "brings its own adapter" "$todae" eval --model "$tmp/ft/step-6" --lora "$tmp/ft" \
+  --tasks arithmetic --limit 1 -q --out "$tmp/eck2"
 # "eval_tasks" in --config: the same run, the same numbers.
 cat > "$tmp/ft.json" <<EOF
 {"eval_tasks": "$tasks", "eval_limit": 6, "eval_text": "$text"}
