@@ -7,7 +7,7 @@ FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_sh
   fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config fuzz_sft_jsonl fuzz_adapter_config \
   fuzz_task_yaml fuzz_eval_dataset
 
-.PHONY: all deps build demo test test-fast test-asan fuzz-smoke interop bench format clean
+.PHONY: all deps build build-app demo test test-fast test-asan fuzz-smoke interop bench format clean
 
 all: build
 
@@ -18,10 +18,15 @@ build:
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# The `todae` program alone (no test binaries): what the demo needs, in less of a fresh machine's time.
+build-app:
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) > /dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target todae
+
 # The main job on the bundled data: a Korean-first tokenizer (shown token by token), then token
 # shards and a small model pretrained for a few minutes, with its samples, then a LoRA fine-tune of
 # it on Korean QA pairs with the same questions answered before and after (under 10 minutes).
-demo: deps build
+demo: deps build-app
 	@bash scripts/demo.sh $(BUILD)/todae
 	@bash scripts/demo_pretrain.sh $(BUILD)/todae
 	@bash scripts/demo_finetune.sh $(BUILD)/todae
