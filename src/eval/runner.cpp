@@ -10,6 +10,7 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -447,6 +448,8 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
   const size_t n = samples.size();
   if (n == 0) return;
   const int boot = 100;  // lm-eval's resamples for corpus-level metrics
+  std::vector<size_t> all(n);  // every sample: the corpus-level scores' index set
+  std::iota(all.begin(), all.end(), size_t(0));
   for (const MetricSpec& m : metrics_of(t)) {
     const std::string& name = m.metric;
     if (name == "acc" || name == "acc_norm" || name == "exact_match" || name == "tool_call_acc" || name == "tool_name_acc") {
@@ -465,8 +468,6 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
         for (size_t i : idx) sum += samples[i]["loglikelihood"].get<double>();
         return std::exp(-sum / double(idx.size()));
       };
-      std::vector<size_t> all(n);
-      for (size_t i = 0; i < n; i++) all[i] = i;
       r.metrics[name] = metric_entry(score(all), bootstrap_stderr(n, score, boot, seed), false);
     } else if (name == "word_perplexity" || name == "byte_perplexity" || name == "bits_per_byte") {
       const char* unit = name == "word_perplexity" ? "words" : "bytes";
@@ -476,8 +477,6 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
         if (w == 0) return 0.0;
         return name == "bits_per_byte" ? -ll / w / std::log(2.0) : std::exp(-ll / w);
       };
-      std::vector<size_t> all(n);
-      for (size_t i = 0; i < n; i++) all[i] = i;
       r.metrics[name] = metric_entry(score(all), bootstrap_stderr(n, score, boot, seed), false);
     } else if (name == "f1") {
       // lm-eval's f1 of multiple choice: (gold, chosen) pairs into sklearn's f1_score — binary by
@@ -486,8 +485,6 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
       std::vector<int> gold(n), pred(n);
       for (size_t i = 0; i < n; i++) gold[i] = samples[i]["gold"].get<int>(), pred[i] = samples[i]["prediction"].get<int>();
       auto score = [&](const std::vector<size_t>& idx) { return f1_score(gold, pred, idx, macro); };
-      std::vector<size_t> all(n);
-      for (size_t i = 0; i < n; i++) all[i] = i;
       r.metrics[name] = metric_entry(score(all), bootstrap_stderr(n, score, boot, seed), m.higher_is_better);
     } else if (name == "chrf" || name == "chrf++" || name == "bleu") {
       for (const FilterSpec& f : filters_of(t)) {
@@ -506,8 +503,6 @@ void aggregate(const TaskConfig& t, const std::vector<ojson>& samples, uint64_t 
           o.word_order = name == "chrf++" ? 2 : 0;
           return corpus_chrf(h, rr, o);
         };
-        std::vector<size_t> all(n);
-        for (size_t i = 0; i < n; i++) all[i] = i;
         const std::string key = f.name == "none" ? name : name + "," + f.name;
         r.metrics[key] = metric_entry(score(all), bootstrap_stderr(n, score, boot, seed), m.higher_is_better);
       }
