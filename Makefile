@@ -5,7 +5,8 @@ BUILD ?= build
 CMAKE_FLAGS ?=
 FUZZERS = fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja \
   fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config fuzz_sft_jsonl fuzz_adapter_config \
-  fuzz_task_yaml fuzz_eval_dataset
+  fuzz_task_yaml fuzz_eval_dataset \
+  $(patsubst tests/fuzz/%.cpp,%,$(wildcard tests/fuzz/fuzz_agent_*.cpp))
 
 .PHONY: all deps build build-app demo test test-fast test-asan fuzz-smoke interop bench format clean
 

@@ -14,6 +14,8 @@ PKGS=(
   libyaml-cpp-dev python3-nltk
   nodejs npm
   chromium fonts-noto-cjk
+  libcurl4-openssl-dev libical-dev libsqlite3-dev
+  radicale dovecot-imapd python3-aiosmtpd
 )
 # Benchmarks only (peers): SentencePiece. Pass --bench to add them.
 if [[ "${1:-}" == "--bench" ]]; then

@@ -6,7 +6,7 @@ secs=${2:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 for t in fuzz_tokenizer_json fuzz_encode fuzz_tiktoken fuzz_safetensors fuzz_shard fuzz_gguf fuzz_jinja \
     fuzz_json_schema fuzz_api_request fuzz_toolcall fuzz_model_config fuzz_adapter_config fuzz_sft_jsonl \
-    fuzz_task_yaml fuzz_eval_dataset; do
+    fuzz_task_yaml fuzz_eval_dataset $(cd "$here" && ls fuzz_agent_*.cpp 2>/dev/null | sed 's/\.cpp$//'); do
   seeds="$here/corpus/${t#fuzz_}"
   work=$(mktemp -d)
   cp -r "$seeds/." "$work/" 2>/dev/null || true
